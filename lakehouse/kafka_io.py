@@ -1,0 +1,99 @@
+"""Kafka I/O: client configuration, explicit topic creation, reachability checks, end offsets."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lakehouse.errors import LakehouseError
+from lakehouse.settings import Settings
+
+DEFAULT_PARTITIONS = 6
+CONNECT_TIMEOUT_S = 10.0
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+
+
+def require_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> AdminClient:
+    """An admin client on a broker that answered a metadata request, or a clear one-line error."""
+    admin = admin_client(settings)
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException:
+        raise LakehouseError(
+            f"Kafka is not reachable at {settings.kafka_bootstrap_servers} "
+            "(check KAFKA_BOOTSTRAP_SERVERS; start the local stack with: make up)"
+        ) from None
+    return admin
+
+
+def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create the missing topics; `topics` maps a name to whether it is a compacted changelog."""
+    admin = require_broker(settings)
+    existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
+    wanted = [
+        NewTopic(name, num_partitions=partitions, replication_factor=1,
+                 config={"cleanup.policy": "compact"} if compacted else {})
+        for name, compacted in topics.items() if name not in existing
+    ]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won the race
+                raise LakehouseError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+
+
+def topic_partitions(settings: Settings, topic: str) -> list[int]:
+    metadata = require_broker(settings).list_topics(topic=topic, timeout=CONNECT_TIMEOUT_S)
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None:
+        return []
+    return sorted(info.partitions)
+
+
+def producer(settings: Settings, **overrides: object) -> Producer:
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+        "log_level": 0,
+    }
+    config.update(overrides)
+    return Producer(config)
+
+
+def consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer:
+    """A consumer that never commits by itself: offsets move only after our writes are durable."""
+    config = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 10_485_760,
+        "queued.max.messages.kbytes": 131_072,
+        "log_level": 0,
+    }
+    config.update(overrides)
+    return Consumer(config)
+
+
+def end_offsets(client: Consumer, topic: str, partitions: list[int], timeout: float = 10.0) -> dict[int, int]:
+    """The high watermark of each partition (the offset the next record will get)."""
+    ends = {}
+    for partition in partitions:
+        _low, high = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        ends[partition] = high
+    return ends

@@ -1,0 +1,91 @@
+"""The lake's folder layout, as pure functions of feed names, dates, versions and offsets.
+
+  streams/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+  tables/<feed>/version=vN/part-00000.parquet
+  _catalog/feeds/<feed>.json            the feed catalog, one file per feed
+  _metadata/<feed>.json                 per-feed metadata (schema history, files, counts, offsets)
+  _quarantine/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+  _logs/                                audit logs and run history
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+STREAMS = "streams"
+TABLES = "tables"
+CATALOG = "_catalog/feeds"
+METADATA = "_metadata"
+QUARANTINE = "_quarantine"
+LOGS = "_logs"
+OFFSET_DIGITS = 20  # a Kafka offset is a signed 64-bit number: at most 19 digits
+
+_DATE_PARTS = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})")
+_VERSION_PART = re.compile(r"^version=v(\d+)$")
+
+
+def kind_folder(kind: str) -> str:
+    return STREAMS if kind == "stream" else TABLES
+
+
+def feed_dir(kind: str, feed: str) -> str:
+    return f"{kind_folder(kind)}/{feed}"
+
+
+def date_partition(day: date) -> str:
+    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
+
+
+def stream_partition_dir(feed: str, day: date) -> str:
+    return f"{STREAMS}/{feed}/{date_partition(day)}"
+
+
+def parse_partition_date(path: str) -> date | None:
+    """The date of a `year=/month=/day=` partition path, or None when the path has none."""
+    match = _DATE_PARTS.search(path)
+    if not match:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def batch_file_name(topic: str, partition: int, first_offset: int) -> str:
+    """Deterministic file name: a replay of the same records rewrites the same file."""
+    return f"{topic}+{partition}+{first_offset:0{OFFSET_DIGITS}d}.parquet"
+
+
+def version_folder(version: int) -> str:
+    return f"version=v{version}"
+
+
+def table_version_dir(feed: str, version: int) -> str:
+    return f"{TABLES}/{feed}/{version_folder(version)}"
+
+
+def parse_version(folder_name: str) -> int | None:
+    match = _VERSION_PART.match(folder_name)
+    return int(match.group(1)) if match else None
+
+
+def table_snapshot_file(feed: str, version: int) -> str:
+    return f"{table_version_dir(feed, version)}/part-00000.parquet"
+
+
+def catalog_file(feed: str) -> str:
+    return f"{CATALOG}/{feed}.json"
+
+
+def metadata_file(feed: str) -> str:
+    return f"{METADATA}/{feed}.json"
+
+
+def quarantine_dir(feed: str, day: date) -> str:
+    return f"{QUARANTINE}/{feed}/{date_partition(day)}"
+
+
+def log_file(name: str) -> str:
+    return f"{LOGS}/{name}"

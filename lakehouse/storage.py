@@ -1,0 +1,153 @@
+"""Every file operation of the lake, behind one class over pyarrow's filesystem layer.
+
+The root is a local folder today; because nothing else in the package touches paths directly, it can
+become an object-store URI (s3://bucket/lake, gs://bucket/lake) without changes elsewhere.
+Writes are atomic: a hidden temp file next to the target, made durable, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+PARQUET_COMPRESSION = "zstd"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str  # relative to the lake root, '/'-separated
+    size: int
+
+
+class LakeStorage:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        root = str(root)
+        if "://" in root:
+            self.fs, base = pafs.FileSystem.from_uri(root)
+            self.local_root: Path | None = None
+        else:
+            self.local_root = Path(root).resolve()
+            self.fs, base = pafs.LocalFileSystem(), str(self.local_root)
+        self.base = base.rstrip("/")
+        self.root = root
+
+    # ---------------------------------------------------------------- paths
+    def full(self, rel: str) -> str:
+        rel = rel.strip("/")
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def local_path(self, rel: str) -> Path | None:
+        """The local path of `rel`, or None when the lake is on an object store."""
+        return self.local_root / rel if self.local_root is not None else None
+
+    # ---------------------------------------------------------------- queries
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.full(rel)).type != pafs.FileType.NotFound
+
+    def is_dir(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.full(rel)).type == pafs.FileType.Directory
+
+    def list_dir(self, rel: str) -> list[str]:
+        """Names of the immediate children of a folder (empty when it does not exist)."""
+        if not self.is_dir(rel):
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.full(rel), recursive=False))
+        return sorted(info.base_name for info in infos)
+
+    def walk_files(self, rel: str) -> list[StoredFile]:
+        """Every visible file under a folder, recursively (temp files are hidden and skipped)."""
+        if not self.is_dir(rel):
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.full(rel), recursive=True))
+        prefix = self.base + "/"
+        return sorted(
+            (StoredFile(info.path[len(prefix):], info.size or 0) for info in infos
+             if info.type == pafs.FileType.File and not info.base_name.startswith(".")),
+            key=lambda f: f.path,
+        )
+
+    # ---------------------------------------------------------------- reads
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.full(rel)) as stream:
+            return stream.read()
+
+    def read_parquet(self, rel: str) -> pa.Table:
+        return pq.read_table(self.full(rel), filesystem=self.fs)
+
+    def parquet_row_count(self, rel: str) -> int:
+        with self.fs.open_input_file(self.full(rel)) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+
+    # ---------------------------------------------------------------- writes
+    def makedirs(self, rel: str) -> None:
+        self.fs.create_dir(self.full(rel), recursive=True)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._atomic_write(rel, lambda stream: stream.write(data))
+
+    def write_parquet(self, rel: str, table: pa.Table) -> None:
+        self._atomic_write(rel, lambda stream: pq.write_table(table, stream, compression=PARQUET_COMPRESSION))
+
+    def append_line(self, rel: str, line: str) -> None:
+        """Append one line to a log file (audit trails); local appends are fsynced."""
+        if self.local_root is None:
+            existing = self.read_bytes(rel) if self.exists(rel) else b""
+            self.write_bytes(rel, existing + line.encode() + b"\n")
+            return
+        path = self.local_root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def rename(self, src: str, dst: str) -> None:
+        self.fs.move(self.full(src), self.full(dst))
+        self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
+
+    def delete_dir(self, rel: str) -> None:
+        self.fs.delete_dir(self.full(rel))
+
+    def delete_file(self, rel: str) -> None:
+        self.fs.delete_file(self.full(rel))
+
+    def temp_name(self, rel: str) -> str:
+        """A hidden sibling name for staging `rel` (readers skip names starting with '.')."""
+        folder, _, name = rel.rpartition("/")
+        hidden = f".{name}.tmp-{uuid.uuid4().hex[:12]}"
+        return f"{folder}/{hidden}" if folder else hidden
+
+    def _atomic_write(self, rel: str, write) -> None:
+        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        if folder:
+            self.makedirs(folder)
+        tmp = self.temp_name(rel)
+        try:
+            with self.fs.open_output_stream(self.full(tmp)) as stream:
+                write(stream)
+            self._sync_file(tmp)
+            self.fs.move(self.full(tmp), self.full(rel))
+        except BaseException:
+            if self.exists(tmp):
+                self.fs.delete_file(self.full(tmp))
+            raise
+        self._sync_dir(folder)
+
+    def _sync_file(self, rel: str) -> None:
+        if self.local_root is None:
+            return  # object-store puts are durable once they return
+        fd = os.open(self.local_root / rel, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _sync_dir(self, rel: str) -> None:
+        if self.local_root is not None:
+            self._sync_file(rel)
