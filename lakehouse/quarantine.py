@@ -1,0 +1,91 @@
+"""Quarantine: bad records are kept with their reason, partitioned by date, never dropped.
+
+  _quarantine/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+
+Columns: feed, topic, partition, offset, kafka_timestamp, raw_key, raw_value (bytes as received),
+reason, quarantined_at. Shared by every consumer, export and sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from lakehouse import layout
+from lakehouse.storage import LakeStorage
+
+SCHEMA = pa.schema([
+    ("feed", pa.string()),
+    ("topic", pa.string()),
+    ("partition", pa.int32()),
+    ("offset", pa.int64()),
+    ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+    ("raw_key", pa.binary()),
+    ("raw_value", pa.binary()),
+    ("reason", pa.string()),
+    ("quarantined_at", pa.timestamp("ms", tz="UTC")),
+])
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    feed: str
+    topic: str
+    partition: int
+    offset: int
+    kafka_timestamp_ms: int | None
+    raw_key: bytes | None
+    raw_value: bytes | None
+    reason: str
+
+
+class QuarantineWriter:
+    """Buffers bad records; `flush` writes them durably (call it before committing their offsets)."""
+
+    def __init__(self, storage: LakeStorage) -> None:
+        self.storage = storage
+        self._pending: list[QuarantinedRecord] = []
+
+    def add(self, record: QuarantinedRecord) -> None:
+        self._pending.append(record)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> list[str]:
+        """Write pending records, one file per (feed, topic, partition, day); returns the paths written."""
+        now = datetime.now(UTC)
+        groups: dict[tuple[str, str, int], list[QuarantinedRecord]] = {}
+        for record in self._pending:
+            groups.setdefault((record.feed, record.topic, record.partition), []).append(record)
+        written = []
+        for (feed, topic, partition), records in groups.items():
+            first = min(r.offset for r in records)
+            path = f"{layout.quarantine_dir(feed, now.date())}/{layout.batch_file_name(topic, partition, first)}"
+            self.storage.write_parquet(path, _to_table(records, now))
+            written.append(path)
+        self._pending.clear()
+        return written
+
+
+def _to_table(records: list[QuarantinedRecord], now: datetime) -> pa.Table:
+    return pa.table({
+        "feed": [r.feed for r in records],
+        "topic": [r.topic for r in records],
+        "partition": [r.partition for r in records],
+        "offset": [r.offset for r in records],
+        "kafka_timestamp": [r.kafka_timestamp_ms for r in records],
+        "raw_key": [r.raw_key for r in records],
+        "raw_value": [r.raw_value for r in records],
+        "reason": [r.reason for r in records],
+        "quarantined_at": [now] * len(records),
+    }, schema=SCHEMA)
+
+
+def read_quarantine(storage: LakeStorage, feed: str | None = None) -> pa.Table:
+    """Every quarantined record (of one feed, or all), for reconciliation and inspection."""
+    folder = f"{layout.QUARANTINE}/{feed}" if feed else layout.QUARANTINE
+    tables = [storage.read_parquet(f.path) for f in storage.walk_files(folder) if f.path.endswith(".parquet")]
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
