@@ -3,7 +3,8 @@
   streams/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
   tables/<feed>/version=vN/part-00000.parquet
   _catalog/feeds/<feed>.json            the feed catalog, one file per feed
-  _metadata/<feed>.json                 per-feed metadata (schema history, files, counts, offsets)
+  _metadata/<feed>/feed.json            per-feed metadata (schema history, counts, current version)
+  _metadata/<feed>/offsets/<topic>+<partition>.json   next offset to land, per Kafka partition
   _quarantine/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
   _logs/                                audit logs and run history
 """
@@ -80,7 +81,15 @@ def catalog_file(feed: str) -> str:
 
 
 def metadata_file(feed: str) -> str:
-    return f"{METADATA}/{feed}.json"
+    return f"{METADATA}/{feed}/feed.json"
+
+
+def offsets_file(feed: str, topic: str, partition: int) -> str:
+    return f"{METADATA}/{feed}/offsets/{topic}+{partition}.json"
+
+
+def offsets_dir(feed: str) -> str:
+    return f"{METADATA}/{feed}/offsets"
 
 
 def quarantine_dir(feed: str, day: date) -> str:

@@ -21,6 +21,12 @@ class Settings:
     mysql_password: str = field(default="lakehouse", repr=False)  # never printed
     mysql_database: str = "data_warehouse"
     data_lake_root: str = "./data_lake"
+    # Prefixes every Kafka topic the project names (lets several environments or test runs share one broker).
+    topic_prefix: str = ""
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic for a catalog topic name."""
+        return f"{self.topic_prefix}{name}"
 
     def mysql_params(self) -> dict[str, object]:
         """Connection keyword arguments for mysql.connector."""
@@ -42,6 +48,7 @@ ENV_VARS = {
     "mysql_password": "MYSQL_PASSWORD",
     "mysql_database": "MYSQL_DATABASE",
     "data_lake_root": "DATA_LAKE_ROOT",
+    "topic_prefix": "LAKEHOUSE_TOPIC_PREFIX",
 }
 
 

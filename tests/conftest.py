@@ -45,7 +45,7 @@ def warehouse_db(stack_settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def env(stack_settings: Settings, lake_root: Path, warehouse_db: str) -> dict[str, str]:
+def env(stack_settings: Settings, lake_root: Path, warehouse_db: str, topic_prefix: str) -> dict[str, str]:
     """Environment for running scripts: the real stack, this test's lake and warehouse."""
     return base_env(
         KAFKA_BOOTSTRAP_SERVERS=stack_settings.kafka_bootstrap_servers,
@@ -56,6 +56,7 @@ def env(stack_settings: Settings, lake_root: Path, warehouse_db: str) -> dict[st
         MYSQL_DATABASE=warehouse_db,
         DATA_LAKE_ROOT=str(lake_root),
         KSQLDB_URL="http://127.0.0.1:9",  # nothing listens: ksqlDB is absent unless a test serves one
+        LAKEHOUSE_TOPIC_PREFIX=f"{topic_prefix}_",  # this test's own topics on the shared broker
     )
 
 
@@ -66,7 +67,7 @@ def settings_for(env: dict[str, str]) -> Settings:
         kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"], ksqldb_url=env["KSQLDB_URL"],
         mysql_host=env["MYSQL_HOST"], mysql_port=int(env["MYSQL_PORT"]), mysql_user=env["MYSQL_USER"],
         mysql_password=env["MYSQL_PASSWORD"], mysql_database=env["MYSQL_DATABASE"],
-        data_lake_root=env["DATA_LAKE_ROOT"],
+        data_lake_root=env["DATA_LAKE_ROOT"], topic_prefix=env["LAKEHOUSE_TOPIC_PREFIX"],
     )
 
 

@@ -1,0 +1,62 @@
+"""Per-feed metadata kept in the lake, next to the data it describes.
+
+  _metadata/<feed>/feed.json                         schema and its history, counts, current version, updated_at
+  _metadata/<feed>/offsets/<topic>+<partition>.json  next offset to land for one Kafka partition
+
+Offsets live in one file per Kafka partition so that consumers of one group, each owning different
+partitions, never write the same file. Every write is atomic (LakeStorage.write_bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+
+from lakehouse import layout
+from lakehouse.storage import LakeStorage
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FeedMetadata:
+    def __init__(self, storage: LakeStorage, feed: str) -> None:
+        self.storage = storage
+        self.feed = feed
+
+    def read(self) -> dict:
+        path = layout.metadata_file(self.feed)
+        return orjson.loads(self.storage.read_bytes(path)) if self.storage.exists(path) else {"feed": self.feed}
+
+    def update(self, change: Callable[[dict], None]) -> dict:
+        """Read feed.json, let `change` edit it in place, stamp updated_at, write it back atomically."""
+        document = self.read()
+        change(document)
+        document["updated_at"] = utc_now_iso()
+        self.storage.write_bytes(layout.metadata_file(self.feed), orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        return document
+
+    def offsets(self, topic: str) -> dict[int, int]:
+        """Next offset to land per partition of `topic` (partitions never landed are absent)."""
+        prefix = f"{topic}+"
+        result = {}
+        for name in self.storage.list_dir(layout.offsets_dir(self.feed)):
+            if name.startswith(prefix) and name.endswith(".json"):
+                partition = int(name[len(prefix):-len(".json")])
+                entry = orjson.loads(self.storage.read_bytes(layout.offsets_file(self.feed, topic, partition)))
+                result[partition] = int(entry["next_offset"])
+        return result
+
+    def save_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
+        stamp = utc_now_iso()
+        for partition, next_offset in next_offsets.items():
+            entry = {"topic": topic, "partition": partition, "next_offset": next_offset, "updated_at": stamp}
+            self.storage.write_bytes(layout.offsets_file(self.feed, topic, partition), orjson.dumps(entry))
+
+    def reset_offsets(self, topic: str) -> None:
+        """Forget landed offsets of `topic` (the topic was recreated)."""
+        for partition in self.offsets(topic):
+            self.storage.delete_file(layout.offsets_file(self.feed, topic, partition))
