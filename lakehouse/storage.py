@@ -72,6 +72,29 @@ class LakeStorage:
             key=lambda f: f.path,
         )
 
+    def unsafe_to_delete(self, rel: str) -> str | None:
+        """Why `rel` must not be deleted, or None when it is safe.
+
+        Unsafe: a symlink on the way from the root to `rel` or anywhere inside it (pyarrow follows
+        links, so deleting through one could remove data outside the lake), or a real path outside
+        the root. Object stores have no symlinks: always safe.
+        """
+        if self.local_root is None:
+            return None
+        path = self.local_root
+        for part in Path(rel.strip("/")).parts:
+            path = path / part
+            if path.is_symlink():
+                return f"{path.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(path)})"
+        if not path.resolve().is_relative_to(self.local_root):
+            return f"{rel} resolves outside the lake root"
+        for folder, dirs, files in os.walk(path, followlinks=False):
+            for name in dirs + files:
+                inner = Path(folder) / name
+                if inner.is_symlink():
+                    return f"{inner.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(inner)})"
+        return None
+
     # ---------------------------------------------------------------- reads
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.full(rel)) as stream:

@@ -1,0 +1,184 @@
+"""data_retention.py: stream partitions by date, table versions, quarantine; dry run, safety, audit."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from support import run_script
+
+from lakehouse import layout, retention, snapshots
+from lakehouse.catalog import FeedCatalog
+from lakehouse.metadata import FeedMetadata
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+
+STREAM = "transaction_stream"
+TABLE = "payment_method_totals"
+
+
+def _lake(settings: Settings) -> tuple[LakeStorage, FeedCatalog]:
+    storage = LakeStorage(settings.data_lake_root)
+    catalog = FeedCatalog(storage)
+    catalog.init()
+    return storage, catalog
+
+
+def _partition(storage: LakeStorage, root: str, day: date, rows: int) -> str:
+    """One parquet file of `rows` rows in the day's partition; returns the partition folder."""
+    folder = f"{root}/{layout.date_partition(day)}"
+    storage.write_parquet(f"{folder}/{layout.batch_file_name('t', 0, 0)}", pa.table({"n": list(range(rows))}))
+    return folder
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def test_stream_boundary_exactly_n_days_is_kept(settings_for: Settings, lake_root: Path) -> None:
+    storage, catalog = _lake(settings_for)
+    today = date(2026, 3, 1)
+    feed_dir = layout.feed_dir("stream", STREAM)
+    ages = {91: 4, 90: 5, 89: 6, 0: 7}  # days old -> rows
+    folders = {age: _partition(storage, feed_dir, today - timedelta(days=age), rows) for age, rows in ages.items()}
+
+    policies = retention.resolve_policies(catalog, stream=STREAM, retention_days=90)
+    done = retention.apply(storage, retention.plan(storage, policies, today))
+
+    assert [(c.path, c.files, c.rows) for c in done.candidates] == [(folders[91], 1, 4)]
+    assert not (lake_root / folders[91]).exists()
+    for age in (90, 89, 0):
+        assert (lake_root / folders[age]).is_dir(), f"{age} days old must stay"
+    # 91 days before 2026-03-01 is 2025-11-30: its emptied month folder goes, its year still has December.
+    assert not (lake_root / feed_dir / "year=2025/month=11").exists()
+    assert (lake_root / feed_dir / "year=2025/month=12").is_dir()
+
+
+def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str, str], settings_for: Settings,
+                                                                  lake_root: Path) -> None:
+    storage, _ = _lake(settings_for)
+    old = _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=200), 123)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today(), 5)
+    before = _files(lake_root)
+
+    result = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "30", "--dry-run",
+                        env=env, check=True)
+
+    size = (lake_root / old / layout.batch_file_name("t", 0, 0)).stat().st_size
+    line = next(line for line in result.stdout.splitlines() if old in line)
+    assert line.split()[:6] == [STREAM, "stream", old, "1", str(size), "123"]
+    assert f"would delete: 1 folders, 1 files, {size} bytes, 123 rows (dry run: nothing deleted)" in result.stdout
+    assert _files(lake_root) == before
+    assert not (lake_root / retention.AUDIT_LOG).exists()
+
+
+def test_deletion_is_audited_and_recorded_in_feed_metadata(env: dict[str, str], settings_for: Settings,
+                                                           lake_root: Path) -> None:
+    storage, _ = _lake(settings_for)
+    old = _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=100), 10)
+
+    result = run_script("data_retention.py", "--all", env=env, check=True)  # catalog policy: 90 days
+
+    assert "deleted: 1 folders, 1 files" in result.stdout
+    assert not (lake_root / old).exists()
+    audit = [json.loads(line) for line in (lake_root / retention.AUDIT_LOG).read_text().splitlines()]
+    assert [(a["action"], a["feed"], a["path"], a["rows"]) for a in audit] == [("delete", STREAM, old, 10)]
+    summary = FeedMetadata(storage, STREAM).read()["retention"]["stream"]
+    assert (summary["folders_deleted"], summary["rows_deleted"], summary["last_deleted"]) == (1, 10, [old])
+
+
+def _versions(storage: LakeStorage, catalog: FeedCatalog, count: int) -> None:
+    feed = catalog.get(TABLE)
+    for number in range(1, count + 1):
+        snapshots.write_snapshot(storage, feed, [{"payment_method": "paypal", "transaction_count": number}])
+
+
+def test_table_keeps_newest_versions_and_always_the_current_one(env: dict[str, str], settings_for: Settings,
+                                                                lake_root: Path) -> None:
+    storage, catalog = _lake(settings_for)
+    _versions(storage, catalog, 5)
+    FeedMetadata(storage, TABLE).update(lambda doc: doc.update(current_version=2))  # readers pinned to v2
+
+    run_script("data_retention.py", "--table", TABLE, "--keep-versions", "2", env=env, check=True)
+
+    assert snapshots.list_versions(storage, TABLE) == [2, 4, 5]
+    assert sorted(FeedMetadata(storage, TABLE).read()["versions"]) == ["2", "4", "5"]
+
+    run_script("data_retention.py", "--table", TABLE, "--keep-versions", "0", "--force", env=env, check=True)
+    assert snapshots.list_versions(storage, TABLE) == [2]
+    assert snapshots.read_snapshot(storage, TABLE).to_pylist() == [
+        {"payment_method": "paypal", "transaction_count": 2}]
+
+
+def test_zero_retention_is_refused_without_force(env: dict[str, str], settings_for: Settings,
+                                                 lake_root: Path) -> None:
+    storage, catalog = _lake(settings_for)
+    _versions(storage, catalog, 3)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
+    before = _files(lake_root)
+
+    for args in (["--stream", STREAM, "--retention-days", "0"], ["--table", TABLE, "--keep-versions", "0"]):
+        result = run_script("data_retention.py", *args, env=env)
+        assert result.returncode == 2
+        assert "refusing a retention of 0" in result.stderr and "--force" in result.stderr
+    assert _files(lake_root) == before
+
+    forced = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "0", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert "deleted: 1 folders" in forced.stdout  # yesterday goes, today's partition is always kept
+
+
+def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings, lake_root: Path,
+                                     tmp_path: Path) -> None:
+    storage, _ = _lake(settings_for)
+    outside = tmp_path / "outside"
+    (outside / "month=01/day=01").mkdir(parents=True)
+    (outside / "month=01/day=01/precious.parquet").write_bytes(b"not the lake's")
+    (outside / "loose.parquet").write_bytes(b"also not the lake's")
+    feed_dir = lake_root / layout.feed_dir("stream", STREAM)
+    feed_dir.mkdir(parents=True, exist_ok=True)
+    (feed_dir / "year=2001").symlink_to(outside, target_is_directory=True)  # a whole year pointing outside
+    mixed = _partition(storage, layout.feed_dir("stream", STREAM), date(2002, 1, 1), 2)
+    (lake_root / mixed / "link.parquet").symlink_to(outside / "loose.parquet")  # a link inside a real partition
+    plain = _partition(storage, layout.feed_dir("stream", STREAM), date(2003, 1, 1), 2)
+
+    result = run_script("data_retention.py", "--all", env=env)
+
+    assert result.returncode == 1, result.stderr
+    assert f"skipped (not safe to delete) {layout.feed_dir('stream', STREAM)}/year=2001/month=01/day=01" \
+           in result.stdout
+    assert f"skipped (not safe to delete) {mixed}: {mixed}/link.parquet is a symlink" in result.stdout
+    assert (outside / "month=01/day=01/precious.parquet").read_bytes() == b"not the lake's"
+    assert (outside / "loose.parquet").read_bytes() == b"also not the lake's"
+    assert (lake_root / mixed / "link.parquet").is_symlink()
+    assert not (lake_root / plain).exists()  # the safe old partition still went
+    assert storage.unsafe_to_delete("streams/../..") is not None
+
+
+def test_quarantine_has_its_own_retention_and_archived_feeds_keep_data(env: dict[str, str],
+                                                                       settings_for: Settings,
+                                                                       lake_root: Path) -> None:
+    storage, catalog = _lake(settings_for)
+    old_q = _partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=40), 1)
+    recent_q = _partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=20), 1)
+    archived = catalog.get("transaction_flattened")
+    archived.archived = True
+    catalog.save(archived)
+    kept = _partition(storage, layout.feed_dir("stream", archived.name), _today() - timedelta(days=400), 1)
+
+    run_script("data_retention.py", "--all", env=env, check=True)  # quarantine default: 30 days
+    assert not (lake_root / old_q).exists() and (lake_root / recent_q).is_dir()
+    assert (lake_root / kept).is_dir()
+
+    run_script("data_retention.py", "--quarantine-days", "10", env=env, check=True)
+    assert not (lake_root / recent_q).exists()
+
+    refused = run_script("data_retention.py", "--stream", archived.name, "--retention-days", "1", env=env)
+    assert refused.returncode == 2 and "archived" in refused.stderr
+    assert (lake_root / kept).is_dir()
