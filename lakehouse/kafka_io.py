@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.errors import LakehouseError
@@ -10,6 +13,9 @@ from lakehouse.settings import Settings
 
 DEFAULT_PARTITIONS = 6
 CONNECT_TIMEOUT_S = 10.0
+# What a partition answers while it is still being set up (retried by wait_until_readable).
+_NOT_READY_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -48,6 +54,43 @@ def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int =
                 raise LakehouseError(f"cannot create topic {name}: {exc.args[0].str()}") from None
 
 
+def wait_until_readable(settings: Settings, topics: list[str], timeout: float = 30.0) -> None:
+    """Block until every partition of `topics` answers offset requests.
+
+    A topic just created is listed with leaders a moment before its partitions answer reads
+    (NOT_LEADER_OR_FOLLOWER); whoever reads right after ensure_topics waits here first.
+    """
+    deadline = time.monotonic() + timeout
+    client = consumer(settings, group_id=f"lakehouse-ready-{uuid.uuid4().hex}")
+    try:
+        for topic in topics:
+            for partition in _listed_partitions(settings, topic, deadline):
+                _wait_for_offsets(client, TopicPartition(topic, partition), deadline)
+    finally:
+        client.close()
+
+
+def _listed_partitions(settings: Settings, topic: str, deadline: float) -> list[int]:
+    while not (partitions := topic_partitions(settings, topic)):
+        if time.monotonic() > deadline:
+            raise LakehouseError(f"topic {topic} does not exist")
+        time.sleep(0.05)
+    return partitions
+
+
+def _wait_for_offsets(client: Consumer, partition: TopicPartition, deadline: float) -> None:
+    while True:
+        try:
+            client.get_watermark_offsets(partition, timeout=CONNECT_TIMEOUT_S)
+            return
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_READY_YET or time.monotonic() > deadline:
+                raise LakehouseError(
+                    f"topic {partition.topic} partition {partition.partition} is not readable: "
+                    f"{exc.args[0].str()}") from None
+            time.sleep(0.05)
+
+
 def topic_partitions(settings: Settings, topic: str) -> list[int]:
     metadata = require_broker(settings).list_topics(topic=topic, timeout=CONNECT_TIMEOUT_S)
     info = metadata.topics.get(topic)
@@ -57,6 +100,11 @@ def topic_partitions(settings: Settings, topic: str) -> list[int]:
 
 
 def producer(settings: Settings, **overrides: object) -> Producer:
+    return Producer(producer_config(settings, **overrides))
+
+
+def producer_config(settings: Settings, **overrides: object) -> dict[str, object]:
+    """The librdkafka producer configuration (also handed to other librdkafka tools, e.g. kcat -X)."""
     config = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "enable.idempotence": True,
@@ -69,7 +117,7 @@ def producer(settings: Settings, **overrides: object) -> Producer:
         "log_level": 0,
     }
     config.update(overrides)
-    return Producer(config)
+    return config
 
 
 def consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer:
