@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Create the data lake layout and seed the feed catalog; show the catalog."""
+"""Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, ksqldb
 from lakehouse.catalog import FeedCatalog
-from lakehouse.settings import load_settings
+from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
 
@@ -16,6 +16,8 @@ EXAMPLES = """
   python data_lake_config.py init      # create folders, seed the built-in feeds (idempotent)
   python data_lake_config.py show      # print the feed catalog
   DATA_LAKE_ROOT=/srv/lake python data_lake_config.py init
+  python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
+  python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
 """
 
 
@@ -24,16 +26,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="create the lake layout and seed the built-in feeds")
     commands.add_parser("show", help="print the feed catalog as a table")
+    apply = commands.add_parser("apply-ksql", help="apply the ksqlDB statements of ksql/*.sql in file-name order")
+    apply.add_argument("--dir", default="ksql", help="folder of the .sql files (default: ksql)")
+    commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
     args = parser.parse_args(argv)
 
     settings = load_settings()
     catalog = FeedCatalog(LakeStorage(settings.data_lake_root))
     if args.command == "init":
-        created, kept = catalog.init()
-        print(f"lake root: {settings.data_lake_root}")
-        print(f"feeds created: {', '.join(created) or 'none'}")
-        print(f"feeds kept as they are: {', '.join(kept) or 'none'}")
-        return 0
+        return init(settings, catalog)
+    if args.command == "apply-ksql":
+        return apply_ksql(settings, args.dir)
+    if args.command == "discover":
+        return discover(settings, catalog)
+    return show(catalog)
+
+
+def init(settings: Settings, catalog: FeedCatalog) -> int:
+    created, kept = catalog.init()
+    print(f"lake root: {settings.data_lake_root}")
+    print(f"feeds created: {', '.join(created) or 'none'}")
+    print(f"feeds kept as they are: {', '.join(kept) or 'none'}")
+    return 0
+
+
+def show(catalog: FeedCatalog) -> int:
     feeds = catalog.list()
     if not feeds:
         print("the catalog is empty; run: python data_lake_config.py init")
@@ -44,6 +61,24 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{f.retention_days}d" if f.kind == "stream" else f"{f.keep_versions} versions",
           f.key_columns, f.warehouse_table, f.status] for f in feeds],
     ))
+    return 0
+
+
+def apply_ksql(settings: Settings, directory: str) -> int:
+    applied = ksqldb.apply_topology(settings, directory)
+    print(f"ksqlDB: {settings.ksqldb_url}")
+    print(render(["file", "statement", "ksqlDB says"], [[a.file, a.statement, a.outcome] for a in applied]))
+    print(f"{len(applied)} statements applied")
+    return 0
+
+
+def discover(settings: Settings, catalog: FeedCatalog) -> int:
+    sources = ksqldb.discover(settings, catalog)
+    print(render(["name", "kind", "topic", "feed", "schema"],
+                 [[s.name, s.kind, s.topic, "yes" if s.is_feed else "NO", s.schema] for s in sources]))
+    missing = [s.name for s in sources if not s.is_feed]
+    if missing:
+        print(f"not yet feeds: {', '.join(missing)} (add one with: python manage_feeds.py add --from-ksqldb NAME)")
     return 0
 
 

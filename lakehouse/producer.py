@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lakehouse import kafka_io
 from lakehouse.derive import BUYERS_STATE_TOPIC, STREAM_TOPICS, TABLE_TOPICS, DerivedTables, stream_key, stream_rows
+from lakehouse.errors import LakehouseError
 from lakehouse.events import GeneratorOptions, generate_events, serialize
 from lakehouse.settings import Settings
 
@@ -157,6 +158,25 @@ class Deriver:
             for name, key, value in records:
                 self.sender.send(self.topics[name], key, value)
             self.sender.flush()
+
+
+def derive_values(settings: Settings, values: Iterable[bytes], partitions: int = kafka_io.DEFAULT_PARTITIONS) -> int:
+    """Derive raw event values already confirmed in the raw topic (the orchestrator's parallel shards).
+
+    Returns the derived records delivered; any delivery failure raises.
+    """
+    kafka_io.ensure_topics(settings, {settings.topic(name): compacted for name, compacted in derived_topics().items()},
+                           partitions)
+    sender = RecordSender(settings)
+    deriver = Deriver(settings, sender)
+    for value in values:
+        sender.values.append(value)
+        if len(sender.values) >= _POLL_EVERY:
+            deriver.drain()
+    deriver.finish()
+    if sum(sender.failed.values()):
+        raise LakehouseError(f"{sum(sender.failed.values())} derived records failed: {sender.first_error}")
+    return sum(sender.delivered().values())
 
 
 def derived_topics() -> dict[str, bool]:

@@ -1,0 +1,392 @@
+"""Export feeds to the lake on demand: tables as new snapshot versions, streams by date.
+
+Tables: the rows come from ksqlDB (a pull query) or from the changelog topic (materialized), and are written
+through lakehouse.snapshots: a new version=vN only when the content changed, atomically.
+
+Streams always come from their Kafka topic, through the lake consumer's writer and offset bookkeeping, so an
+export and the consumer never land a record twice (a pull query over a ksqlDB stream carries no offsets and
+could not share that bookkeeping). `--date` rebuilds one day from the records the lake has already accounted
+for and swaps the day's folder in with renames.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+
+from lakehouse import kafka_io, ksqldb, lake_consumer, lake_schema, lake_writer, layout
+from lakehouse.catalog import Feed, FeedCatalog
+from lakehouse.changelog import materialize_topic
+from lakehouse.errors import LakehouseError
+from lakehouse.metadata import FeedMetadata
+from lakehouse.quarantine import QuarantineWriter
+from lakehouse.settings import Settings
+from lakehouse.snapshots import (
+    content_hash,
+    current_version,
+    list_versions,
+    read_snapshot,
+    rows_to_table,
+    write_snapshot,
+)
+from lakehouse.storage import LakeStorage
+
+SOURCES = ("ksqldb", "kafka")
+BACKFILL_STAGING = f"{lake_writer.STAGING}/backfill"  # readers never look under _staging
+_READ_BATCH = 10_000
+_MAX_IDLE_POLLS = 30  # one-second polls without a record while records are still expected
+
+
+@dataclass(frozen=True)
+class TableExport:
+    feed: str
+    source: str
+    row_count: int
+    version: int | None  # the version written (or that would be), or the current one when unchanged
+    written: bool        # a new version was (or would be) written
+    quarantined: int = 0
+
+    def describe(self, dry_run: bool) -> str:
+        verb = "would write" if dry_run else "wrote"
+        if self.written:
+            outcome = f"{verb} version=v{self.version}"
+        else:
+            outcome = f"unchanged, stays version=v{self.version}"
+        bad = f", {self.quarantined} bad records {'to quarantine' if dry_run else 'quarantined'}" \
+            if self.quarantined else ""
+        return f"table {self.feed}: {self.row_count} rows from {self.source}: {outcome}{bad}"
+
+
+def choose_source(settings: Settings, requested: str | None) -> tuple[str, str]:
+    """The source to use and the one line that says why."""
+    if requested:
+        return requested, f"source: {requested} (as asked)"
+    if ksqldb.client_for(settings).reachable():
+        return "ksqldb", f"source: ksqldb (reachable at {settings.ksqldb_url})"
+    return "kafka", f"source: kafka (ksqlDB is not reachable at {settings.ksqldb_url})"
+
+
+def select_feeds(catalog: FeedCatalog, stream: str | None, table: str | None) -> list[Feed]:
+    """The named feed (checked to be of the asked kind), or every active feed when neither is named."""
+    name, kind = (stream, "stream") if stream else (table, "table") if table else (None, None)
+    if name is None:
+        feeds = catalog.list(active_only=True)
+        if not feeds:
+            raise LakehouseError("no active feeds in the catalog (run: python data_lake_config.py init)")
+        return sorted(feeds, key=lambda f: (f.kind, f.name))
+    feed = catalog.get(name)
+    if feed.kind != kind:
+        raise LakehouseError(f"{name} is a {feed.kind} feed; use --{feed.kind} {name}")
+    if not feed.active:
+        raise LakehouseError(f"feed {name} is {feed.status}; enable it first (python manage_feeds.py enable {name})")
+    return [feed]
+
+
+# ---------------------------------------------------------------------- tables
+def table_rows(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWriter) -> list[dict]:
+    if source == "ksqldb":
+        return ksqldb.pull_table(settings, feed.ksql_name)
+    return materialize_topic(settings, feed, quarantine).rows()
+
+
+def export_table(settings: Settings, storage: LakeStorage, feed: Feed, source: str,
+                 dry_run: bool = False) -> TableExport:
+    quarantine = QuarantineWriter(storage)
+    rows = table_rows(settings, feed, source, quarantine)
+    bad = len(quarantine)
+    if dry_run:
+        version, changed = planned_version(storage, feed, rows)
+        return TableExport(feed.name, source, len(rows), version, changed, bad)
+    quarantine.flush()
+    result = write_snapshot(storage, feed, rows)
+    return TableExport(feed.name, source, result.row_count, result.version, result.written, bad)
+
+
+def planned_version(storage: LakeStorage, feed: Feed, rows: list[dict]) -> tuple[int, bool]:
+    """(version, changed) that write_snapshot would give `rows`, computed without writing anything."""
+    current = current_version(storage, feed.name)
+    if current is not None:
+        recorded = FeedMetadata(storage, feed.name).read().get("versions", {}).get(str(current), {})
+        current_hash = recorded.get("sha256") or content_hash(read_snapshot(storage, feed.name, current))
+        if current_hash == content_hash(rows_to_table(feed, rows)):
+            return current, False
+    existing = list_versions(storage, feed.name)
+    return (existing[-1] if existing else 0) + 1, True
+
+
+# ---------------------------------------------------------------------- streams: the lake consumer, bounded
+@dataclass(frozen=True)
+class StreamExport:
+    feed: str
+    consumed: int
+    landed: int
+    quarantined: int
+    files: int
+
+    def describe(self) -> str:
+        return (f"stream {self.feed}: {self.consumed} records read, {self.landed} rows landed in {self.files} files, "
+                f"{self.quarantined} quarantined")
+
+
+def lake_group(settings: Settings) -> str:
+    """The lake consumer's default group in this environment: export joins it, so Kafka gives each partition
+    to one of them at a time, and both continue from the offsets recorded in the lake."""
+    return f"{settings.topic_prefix}{lake_consumer.DEFAULT_GROUP}"
+
+
+def export_stream(settings: Settings, feed: Feed) -> StreamExport:
+    """Land the feed from its landed offsets to the end offsets seen now, with the lake consumer's machinery."""
+    options = lake_consumer.LandingOptions(group_id=lake_group(settings), until_end=True)
+    totals = lake_consumer.land(settings, [feed], options).feeds[feed.name]
+    return StreamExport(feed.name, totals.consumed, totals.landed, totals.quarantined, totals.files)
+
+
+@dataclass
+class StreamPlan:
+    """What an export of a stream would land (dry run), or what a backfill of one day would write."""
+
+    feed: str
+    records: int = 0
+    bad: int = 0
+    rows_by_day: dict[date, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        days = ", ".join(f"{layout.date_partition(day)}: {rows}" for day, rows in sorted(self.rows_by_day.items()))
+        return (f"stream {self.feed}: would land {sum(self.rows_by_day.values())} rows of {self.records} records "
+                f"not landed yet ({self.bad} to quarantine){': ' + days if days else ''}")
+
+
+def plan_stream(settings: Settings, storage: LakeStorage, feed: Feed) -> StreamPlan:
+    """Decode the records the lake has not landed yet, as the consumer would, writing nothing."""
+    topic = settings.topic(feed.topic)
+    plan = StreamPlan(feed.name)
+    decoder = lake_consumer.FeedDecoder(feed, _ReadOnlyMetadata(storage, feed.name))
+    landed = FeedMetadata(storage, feed.name).offsets(topic)
+    for table, days, bad in _decoded(settings, decoder, topic, landed, _end_offsets(settings, topic)):
+        plan.records += table.num_rows + bad
+        plan.bad += bad
+        for entry in pc.value_counts(days).to_pylist():
+            plan.rows_by_day[entry["values"]] = plan.rows_by_day.get(entry["values"], 0) + entry["counts"]
+    return plan
+
+
+class _ReadOnlyMetadata(FeedMetadata):
+    """Feed metadata for a dry run: schema evolutions are applied in memory, never written."""
+
+    def update(self, change: Callable[[dict], None]) -> dict:
+        document = self.read()
+        change(document)
+        return document
+
+
+# ---------------------------------------------------------------------- streams: backfill of one day
+@dataclass(frozen=True)
+class DayBackfill:
+    feed: str
+    day: date
+    rows: int              # rows of the rebuilt day (from records the lake had landed)
+    replaced_rows: int     # rows the day's folder held before
+    kept_files: int        # files landed after the rebuild's bound (by a concurrent consumer), kept as they are
+    bad: int               # undecodable records of the range, already in quarantine since they were landed
+    unlanded: list[int]    # partitions with nothing landed yet: left to the next export or consumer run
+
+    def describe(self, dry_run: bool) -> str:
+        verb = "would replace" if dry_run else "replaced"
+        notes = [f"{self.kept_files} newer files kept"] if self.kept_files else []
+        if self.bad:
+            notes.append(f"{self.bad} bad records skipped (already quarantined)")
+        if self.unlanded:
+            notes.append(f"partitions {', '.join(map(str, self.unlanded))} not landed yet")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        return (f"stream {self.feed}: {verb} {layout.date_partition(self.day)}: {self.replaced_rows} rows -> "
+                f"{self.rows} rows{extra}")
+
+
+def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date,
+                 dry_run: bool = False) -> DayBackfill:
+    """Rebuild one day of a stream from its topic and swap the day's folder in atomically.
+
+    The rebuild reads every partition up to the offset the lake has landed, never further: records beyond
+    it belong to the next consumer or export run, which lands them into their day as usual. So the day
+    holds each landed record exactly once before and after, whoever lands next.
+    """
+    topic = settings.topic(feed.topic)
+    if not dry_run:
+        recover_backfills(storage, feed.name)
+    landed = FeedMetadata(storage, feed.name).offsets(topic)
+    partitions = kafka_io.topic_partitions(settings, topic)
+    if not partitions:
+        raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
+    metadata = _ReadOnlyMetadata(storage, feed.name) if dry_run else FeedMetadata(storage, feed.name)
+    decoder = lake_consumer.FeedDecoder(feed, metadata)
+    tables, bad = [], 0
+    start = {partition: None for partition in landed}
+    for table, days, bad_in_batch in _decoded(settings, decoder, topic, start, landed):
+        bad += bad_in_batch
+        tables.append(table.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
+    schema = pa.unify_schemas([decoder.arrow_schema, lake_writer.LINEAGE])
+    rebuilt = pa.concat_tables([lake_schema.conform(t, schema) for t in tables]) if tables else schema.empty_table()
+    rebuilt = rebuilt.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
+    day_dir = layout.stream_partition_dir(feed.name, day)
+    kept = [name for name in storage.list_dir(day_dir) if _landed_after(name, topic, landed)]
+    result = DayBackfill(feed.name, day, rebuilt.num_rows, _rows_in(storage, day_dir), len(kept), bad,
+                         sorted(set(partitions) - set(landed)))
+    if not dry_run:
+        _replace_day(storage, feed.name, topic, day, rebuilt, landed)
+    return result
+
+
+def _replace_day(storage: LakeStorage, feed: str, topic: str, day: date, table: pa.Table,
+                 landed: dict[int, int]) -> None:
+    """Stage the new day (rebuilt file + copies of newer files), then swap folders with two renames."""
+    day_dir = layout.stream_partition_dir(feed, day)
+    staged = f"{BACKFILL_STAGING}/{feed}/{day.isoformat()}.{uuid.uuid4().hex[:12]}"
+    retired = f"{staged}.retired"
+    storage.makedirs(staged)
+    if table.num_rows:
+        storage.write_parquet(f"{staged}/{topic}+backfill+{day.isoformat()}.parquet", table)
+    for name in storage.list_dir(day_dir):
+        if _landed_after(name, topic, landed):
+            storage.write_bytes(f"{staged}/{name}", storage.read_bytes(f"{day_dir}/{name}"))
+    if storage.exists(day_dir):
+        storage.rename(day_dir, retired)
+    storage.makedirs(day_dir.rsplit("/", 1)[0])
+    storage.rename(staged, day_dir)
+    # A file the consumer landed into the old folder after we listed it moves over before the old one goes.
+    present = set(storage.list_dir(day_dir))
+    for name in storage.list_dir(retired):
+        if name not in present and _landed_after(name, topic, landed):
+            storage.rename(f"{retired}/{name}", f"{day_dir}/{name}")
+    if storage.exists(retired):
+        storage.delete_dir(retired)
+    if not storage.list_dir(day_dir):
+        storage.delete_dir(day_dir)  # an empty day is no partition at all
+
+
+def recover_backfills(storage: LakeStorage, feed: str) -> None:
+    """After a crash mid-swap: put a retired day back if its folder is missing; drop the rest."""
+    folder = f"{BACKFILL_STAGING}/{feed}"
+    for name in storage.list_dir(folder):
+        day_dir = layout.stream_partition_dir(feed, date.fromisoformat(name.split(".")[0]))
+        if name.endswith(".retired") and not storage.exists(day_dir):
+            storage.makedirs(day_dir.rsplit("/", 1)[0])
+            storage.rename(f"{folder}/{name}", day_dir)
+        else:
+            storage.delete_dir(f"{folder}/{name}")
+
+
+def _landed_after(file_name: str, topic: str, landed: dict[int, int]) -> bool:
+    """Whether a day's file holds records beyond the rebuild's bound (<topic>+<partition>+<first offset>)."""
+    parts = file_name.removesuffix(".parquet").rsplit("+", 2)
+    if len(parts) != 3 or parts[0] != topic or not parts[1].isdigit() or not parts[2].isdigit():
+        return False  # an earlier backfill's file: its records are all below the bound
+    return int(parts[2]) >= landed.get(int(parts[1]), 0)
+
+
+def _rows_in(storage: LakeStorage, folder: str) -> int:
+    return sum(storage.parquet_row_count(f"{folder}/{name}") for name in storage.list_dir(folder)
+               if name.endswith(".parquet"))
+
+
+# ---------------------------------------------------------------------- reading a bounded range
+def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    partitions = kafka_io.topic_partitions(settings, topic)
+    if not partitions:
+        raise LakehouseError(f"topic {topic} does not exist")
+    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}")
+    try:
+        return kafka_io.end_offsets(client, topic, partitions)
+    finally:
+        client.close()
+
+
+def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str, start: dict[int, int | None],
+             stop: dict[int, int]) -> Iterator[tuple[pa.Table, pa.Array, int]]:
+    """(good rows with lineage, their event days, number of bad records) per batch, decoded like the consumer."""
+    feed = decoder.feed
+    for messages in _read_range(settings, topic, start, stop):
+        table, good, bad = decoder.decode([m.value() for m in messages])
+        kept = messages if good is None else [messages[index] for index in good]
+        kafka_times = pa.array([m.timestamp()[1] for m in kept], pa.int64())
+        table = lake_writer.with_lineage(table, topic, pa.array([m.partition() for m in kept], pa.int32()),
+                                         pa.array([m.offset() for m in kept], pa.int64()), kafka_times,
+                                         datetime.now(UTC))
+        times = table.column(feed.timestamp_field) if feed.timestamp_field in table.column_names else None
+        days, _fallbacks = lake_writer.event_days(times, kafka_times)
+        yield table, days, len(bad)
+
+
+def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
+                stop: dict[int, int]) -> Iterator[list[Message]]:
+    """Records of `topic` from `start` (None: the beginning) up to, not including, `stop`, per partition."""
+    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}")
+    try:
+        pending = {}
+        for partition, end in stop.items():
+            low, _high = client.get_watermark_offsets(TopicPartition(topic, partition),
+                                                      timeout=kafka_io.CONNECT_TIMEOUT_S)
+            first = max(low, start.get(partition) or 0)
+            if first < end:
+                pending[partition] = end
+        client.assign([TopicPartition(topic, partition, start.get(partition) or OFFSET_BEGINNING)
+                       for partition in pending])
+        idle = 0
+        while pending:
+            messages = client.consume(num_messages=_READ_BATCH, timeout=1.0)
+            idle = 0 if messages else idle + 1
+            if idle >= _MAX_IDLE_POLLS:
+                raise LakehouseError(f"reading {topic}: no records for {_MAX_IDLE_POLLS}s while partitions "
+                                     f"{sorted(pending)} have not reached their bound")
+            wanted = []
+            for message in messages:
+                if message.error() is not None:
+                    raise LakehouseError(f"reading {topic}: {message.error().str()}")
+                end = pending.get(message.partition())
+                if end is None or message.offset() >= end:
+                    continue
+                wanted.append(message)
+                if message.offset() + 1 >= end:
+                    del pending[message.partition()]
+                    client.incremental_unassign([TopicPartition(topic, message.partition())])
+            if wanted:
+                yield wanted
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------------- orchestration
+def export_feeds(settings: Settings, storage: LakeStorage, feeds: list[Feed], source: str,
+                 day: date | None = None, dry_run: bool = False, skip_missing: bool = False,
+                 say: Callable[[str], None] = print) -> None:
+    """Export each feed, saying one line per outcome.
+
+    `skip_missing` (--all): a feed whose Kafka topic does not exist yet is reported and skipped, not an error.
+    """
+    if source == "ksqldb" and any(feed.kind == "stream" for feed in feeds):
+        say("streams come from their Kafka topics with every source: a ksqlDB pull query over a stream has no "
+            "offsets to share with the lake consumer")
+    for feed in feeds:
+        reads_kafka = feed.kind == "stream" or source == "kafka"
+        if skip_missing and reads_kafka and not kafka_io.topic_partitions(settings, settings.topic(feed.topic)):
+            say(f"{feed.kind} {feed.name}: skipped, topic {settings.topic(feed.topic)} does not exist yet")
+            continue
+        say(_export_one(settings, storage, feed, source, day, dry_run))
+
+
+def _export_one(settings: Settings, storage: LakeStorage, feed: Feed, source: str, day: date | None,
+                dry_run: bool) -> str:
+    if feed.kind == "table":
+        if day is not None:
+            return f"table {feed.name}: skipped (--date applies to streams)"
+        return export_table(settings, storage, feed, source, dry_run).describe(dry_run)
+    if day is not None:
+        return backfill_day(settings, storage, feed, day, dry_run).describe(dry_run)
+    if dry_run:
+        return plan_stream(settings, storage, feed).describe()
+    return export_stream(settings, feed).describe()

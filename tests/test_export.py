@@ -1,0 +1,256 @@
+"""export_to_data_lake.py end to end: real broker, real lake files (ksqlDB only as the recorded-protocol double)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
+from support import run_script
+
+from lakehouse import kafka_io, layout
+from lakehouse.catalog import FeedCatalog
+from lakehouse.events import GeneratorOptions, generate_events, serialize
+from lakehouse.settings import Settings
+from lakehouse.snapshots import list_versions, read_snapshot
+from lakehouse.storage import LakeStorage
+
+PRODUCTS = "product_purchase_counts"
+
+
+def _product(name: str, count: int, quantity: int, revenue: float, buyers: int) -> dict:
+    return {"PRODUCT_NAME": name, "PRODUCT_CATEGORY": "books", "PURCHASE_COUNT": count, "TOTAL_QUANTITY": quantity,
+            "TOTAL_REVENUE": revenue, "AVG_PRICE": round(revenue / quantity, 4), "UNIQUE_BUYERS": buyers}
+
+
+def produce_changelog(settings: Settings, feed: str, records: list[tuple[object, dict | None]]) -> None:
+    """Table records as ksqlDB writes them with FORMAT='JSON': JSON key, upper-case JSON value, null = delete."""
+    topic = settings.topic(feed)
+    kafka_io.ensure_topics(settings, {topic: True})
+    kafka_io.wait_until_readable(settings, [topic])
+    producer = kafka_io.producer(settings)
+    for key, value in records:
+        producer.produce(topic, key=json.dumps(key).encode(),
+                         value=None if value is None else json.dumps(value).encode())
+    assert producer.flush(30) == 0
+
+
+def export(env: dict[str, str], *args: str, check: bool = True):
+    return run_script("export_to_data_lake.py", *args, env=env, check=check)
+
+
+@pytest.fixture
+def lake(env: dict[str, str], lake_root: Path) -> LakeStorage:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    return LakeStorage(lake_root)
+
+
+def test_table_export_writes_a_version_only_when_the_table_changed(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    produce_changelog(settings_for, PRODUCTS, [
+        ("prod_0001", _product("Book one", 1, 2, 40.0, 1)),
+        ("prod_0002", _product("Book two", 1, 1, 15.5, 1)),
+        ("prod_0003", _product("Book three", 1, 1, 9.99, 1)),
+        ("prod_0001", _product("Book one", 2, 5, 100.0, 2)),  # later value replaces the earlier one
+        ("prod_0003", None),                                   # tombstone deletes the key
+    ])
+    first = export(env, "--table", PRODUCTS).stdout
+    assert "source: kafka (ksqlDB is not reachable at http://127.0.0.1:9)" in first  # default when absent
+    assert f"table {PRODUCTS}: 2 rows from kafka: wrote version=v1" in first
+    rows = read_snapshot(lake, PRODUCTS, 1).to_pylist()
+    assert [(r["product_id"], r["purchase_count"], r["total_quantity"], r["total_revenue"]) for r in rows] == [
+        ("prod_0001", 2, 5, 100.0), ("prod_0002", 1, 1, 15.5)]
+    assert set(rows[0]) == {"product_id", "product_name", "product_category", "purchase_count", "total_quantity",
+                            "total_revenue", "avg_price", "unique_buyers"}
+
+    again = export(env, "--table", PRODUCTS, "--source", "kafka").stdout
+    assert f"table {PRODUCTS}: 2 rows from kafka: unchanged, stays version=v1" in again
+    assert list_versions(lake, PRODUCTS) == [1]
+
+    v1_bytes = (Path(lake.root) / f"tables/{PRODUCTS}/version=v1/part-00000.parquet").read_bytes()
+    produce_changelog(settings_for, PRODUCTS, [("prod_0004", _product("Book four", 1, 3, 30.0, 1))])
+    assert "3 rows from kafka: wrote version=v2" in export(env, "--table", PRODUCTS, "--source", "kafka").stdout
+    assert list_versions(lake, PRODUCTS) == [1, 2]
+    assert (Path(lake.root) / f"tables/{PRODUCTS}/version=v1/part-00000.parquet").read_bytes() == v1_bytes
+    assert [r["product_id"] for r in read_snapshot(lake, PRODUCTS).to_pylist()] == [
+        "prod_0001", "prod_0002", "prod_0004"]
+
+
+def test_ignore_mode_never_rewrites_an_existing_version(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    catalog = FeedCatalog(lake)
+    feed = catalog.get("user_transaction_summary")
+    feed.storage_mode = "ignore"
+    catalog.save(feed)
+    key = {"USER_ID": "user_00001", "TRANSACTION_TYPE": "purchase"}
+    produce_changelog(settings_for, feed.name, [(key, {"USER_NAME": "Ada", "TOTAL_AMOUNT": 10.0,
+                                                       "TRANSACTION_COUNT": 1})])
+    assert "wrote version=v1" in export(env, "--table", feed.name, "--source", "kafka").stdout
+    v1 = Path(lake.root) / f"tables/{feed.name}/version=v1/part-00000.parquet"
+    v1_bytes, v1_mtime = v1.read_bytes(), v1.stat().st_mtime_ns
+
+    produce_changelog(settings_for, feed.name, [(key, {"USER_NAME": "Ada", "TOTAL_AMOUNT": 30.0,
+                                                       "TRANSACTION_COUNT": 2})])
+    assert "wrote version=v2" in export(env, "--table", feed.name, "--source", "kafka").stdout
+    assert (v1.read_bytes(), v1.stat().st_mtime_ns) == (v1_bytes, v1_mtime)
+    assert read_snapshot(lake, feed.name, 1).to_pylist()[0]["total_amount"] == 10.0
+    assert read_snapshot(lake, feed.name, 2).to_pylist() == [
+        {"user_id": "user_00001", "transaction_type": "purchase", "user_name": "Ada", "total_amount": 30.0,
+         "transaction_count": 2}]
+
+
+def test_table_dry_run_says_what_it_would_write_and_writes_nothing(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    produce_changelog(settings_for, PRODUCTS, [("prod_0001", _product("Book one", 1, 2, 40.0, 1)),
+                                               ("prod_0002", "not an object")])
+    before = sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*"))
+    dry = export(env, "--table", PRODUCTS, "--source", "kafka", "--dry-run").stdout
+    assert f"table {PRODUCTS}: 1 rows from kafka: would write version=v1, 1 bad records to quarantine" in dry
+    assert "dry run: nothing was written" in dry
+    assert sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*")) == before
+
+    real = export(env, "--table", PRODUCTS, "--source", "kafka").stdout
+    assert "wrote version=v1, 1 bad records quarantined" in real
+    assert "unchanged, stays version=v1" in export(env, "--table", PRODUCTS, "--source", "kafka", "--dry-run").stdout
+
+
+def test_tables_from_ksqldb_pull_queries(env: dict[str, str], lake: LakeStorage,
+                                         ksqldb_double: KsqlDbDouble) -> None:  # noqa: F811
+    env = {**env, "KSQLDB_URL": ksqldb_double.url}
+    out = export(env, "--table", "user_transaction_summary").stdout
+    assert out.splitlines()[0] == f"source: ksqldb (reachable at {ksqldb_double.url})"
+    assert "table user_transaction_summary: 3 rows from ksqldb: wrote version=v1" in out
+    rows = read_snapshot(lake, "user_transaction_summary").to_pylist()
+    assert [(r["user_id"], r["transaction_type"], r["transaction_count"], r["last_transaction_at"]) for r in rows] == [
+        ("user_00001", "purchase", 2, "2026-11-25T10:15:00.123Z"),
+        ("user_00001", "refund", 1, "2026-11-25T11:00:00.000Z"),
+        ("user_00002", "deposit", 1, "2026-11-24T08:00:00.500Z")]
+    assert "unchanged, stays version=v1" in export(env, "--table", "user_transaction_summary").stdout
+    assert ksqldb_double.requests[-1]["body"]["ksql"] == "SELECT * FROM USER_TRANSACTION_SUMMARY;"
+
+
+def test_bad_invocations_fail_with_one_line(env: dict[str, str], lake: LakeStorage) -> None:
+    usage = export(env, "--table", PRODUCTS, "--date", "2026-11-25", check=False)
+    assert usage.returncode == 2 and "--date applies to streams" in usage.stderr
+    absent = export(env, "--table", PRODUCTS, "--source", "ksqldb", check=False)
+    assert absent.returncode == 2 and "Traceback" not in absent.stderr
+    assert absent.stderr.strip() == ("error: ksqlDB is not reachable at http://127.0.0.1:9 ([Errno 111] "
+                                     "Connection refused); check KSQLDB_URL")
+    wrong_kind = export(env, "--stream", PRODUCTS, check=False)
+    assert wrong_kind.returncode == 2 and f"{PRODUCTS} is a table feed; use --table {PRODUCTS}" in wrong_kind.stderr
+
+
+# ---------------------------------------------------------------------- streams
+STREAM = "transaction_stream"
+START = date(2026, 11, 20)
+
+
+def produce_events(settings: Settings, seed: int, messages: int) -> list[dict]:
+    """Raw events over 3 days, as kafka_producer.py sends them (key = transaction id)."""
+    topic = settings.topic(STREAM)
+    kafka_io.ensure_topics(settings, {topic: False})
+    kafka_io.wait_until_readable(settings, [topic])
+    events = list(generate_events(GeneratorOptions(messages=messages, seed=seed, users=50, days=3, start=START)))
+    producer = kafka_io.producer(settings)
+    for event in events:
+        producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event))
+    assert producer.flush(30) == 0
+    return events
+
+
+def landed_ids(storage: LakeStorage, day: date | None = None) -> list[str]:
+    folder = layout.stream_partition_dir(STREAM, day) if day else layout.feed_dir("stream", STREAM)
+    files = [f.path for f in storage.walk_files(folder) if f.path.endswith(".parquet")]
+    return [i for path in files for i in storage.read_parquet(path).column("transaction_id").to_pylist()]
+
+
+def per_day(events: list[dict]) -> Counter:
+    return Counter(date.fromisoformat(e["timestamp"][:10]) for e in events)
+
+
+def consume(env: dict[str, str], *args: str) -> None:
+    group = f"{env['LAKEHOUSE_TOPIC_PREFIX']}lakehouse-datalake"  # the group export joins in this environment
+    run_script("kafka_consumer_datalake.py", "--feeds", STREAM, "--group-id", group, *args, env=env, check=True)
+
+
+def test_stream_export_lands_only_what_the_consumer_has_not(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=1, messages=3000)
+    consume(env, "--max-messages", "1000")
+    assert len(landed_ids(lake)) == 1000
+    events += produce_events(settings_for, seed=2, messages=1000)
+
+    out = export(env, "--stream", STREAM, "--source", "kafka").stdout
+    assert f"stream {STREAM}: 3000 records read, 3000 rows landed" in out
+    ids = landed_ids(lake)
+    assert sorted(ids) == sorted(e["transaction_id"] for e in events)  # every event once, no duplicates
+    for day, count in per_day(events).items():
+        assert len(landed_ids(lake, day)) == count
+
+    consume(env, "--until-end")
+    assert "0 records read, 0 rows landed" in export(env, "--stream", STREAM, "--source", "kafka").stdout
+    assert sorted(landed_ids(lake)) == sorted(ids)
+
+
+def test_stream_dry_run_counts_rows_per_day_and_writes_nothing(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=3, messages=2000)
+    bad_topic = settings_for.topic(STREAM)
+    producer = kafka_io.producer(settings_for)
+    producer.produce(bad_topic, key=b"bad", value=b"{not json")
+    assert producer.flush(30) == 0
+    before = sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*"))
+    out = export(env, "--all", "--source", "kafka", "--dry-run").stdout
+    days = ", ".join(f"{layout.date_partition(d)}: {n}" for d, n in sorted(per_day(events).items()))
+    assert f"stream {STREAM}: would land 2000 rows of 2001 records not landed yet (1 to quarantine): {days}" in out
+    assert "dry run: nothing was written" in out
+    assert sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*")) == before
+
+
+def test_backfill_rebuilds_one_day_atomically_without_duplicates(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=4, messages=3000)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    day, other = START + timedelta(days=1), START
+    day_dir, other_dir = (Path(lake.root) / layout.stream_partition_dir(STREAM, d) for d in (day, other))
+    other_files = {p.name: p.read_bytes() for p in other_dir.iterdir()}
+    expected = sorted(e["transaction_id"] for e in events if e["timestamp"].startswith(day.isoformat()))
+    lost = next(day_dir.iterdir())  # a damaged day: one of its files is gone
+    lost.unlink()
+    assert len(landed_ids(lake, day)) < len(expected)
+
+    events += produce_events(settings_for, seed=5, messages=600)  # not landed yet when the backfill runs
+    dry = export(env, "--stream", STREAM, "--date", day.isoformat(), "--dry-run").stdout
+    assert f"would replace {layout.date_partition(day)}: {len(landed_ids(lake, day))} rows -> {len(expected)} rows" \
+        in dry
+    out = export(env, "--stream", STREAM, "--date", day.isoformat()).stdout
+    assert f"replaced {layout.date_partition(day)}: " in out and f"-> {len(expected)} rows" in out
+    assert sorted(landed_ids(lake, day)) == expected  # only what the lake had landed, each record once
+    assert [p.name for p in day_dir.iterdir()] == [f"{settings_for.topic(STREAM)}+backfill+{day}.parquet"]
+    assert {p.name: p.read_bytes() for p in other_dir.iterdir()} == other_files  # other days untouched
+    assert not list((Path(lake.root) / "_staging").rglob("*.parquet"))
+
+    export(env, "--stream", STREAM)  # the newer records land into their days, the rebuilt one included
+    assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
+    for each_day, count in per_day(events).items():
+        assert len(landed_ids(lake, each_day)) == count
+
+
+def test_a_backfill_interrupted_mid_swap_is_repaired_by_the_next_one(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=6, messages=1500)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    day = START + timedelta(days=2)
+    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, day)
+    # The crash: the old day was renamed away, the new one never renamed in.
+    retired = Path(lake.root) / f"_staging/backfill/{STREAM}/{day.isoformat()}.0123456789ab.retired"
+    retired.parent.mkdir(parents=True)
+    day_dir.rename(retired)
+    (retired.parent / f"{day.isoformat()}.0123456789ab").mkdir()  # its half-staged replacement
+
+    export(env, "--stream", STREAM, "--date", START.isoformat())
+    assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
+    assert day_dir.is_dir() and not any(retired.parent.iterdir())
