@@ -1,0 +1,349 @@
+"""The exactly-once warehouse consumer: ksqlDB table changelogs -> MySQL.
+
+Exactly-once rests on one rule: the next offset of every partition is stored in `kafka_offsets`
+(per consumer group, topic and partition) in the SAME transaction as the rows those records
+produced. Kafka's own group offsets are never used. So:
+
+* on start and on every assignment the consumer seeks to the offsets stored in MySQL; a stored offset
+  beyond the end of the partition (the topic was deleted and recreated) is reset to the beginning,
+  with a warning;
+* a crash anywhere (even SIGKILL mid-batch) leaves rows and offsets consistent: the uncommitted batch is
+  simply read again;
+* each commit first checks, under a row lock, that the stored offsets are still the ones this consumer
+  started the batch from. If not (another consumer took the partition over, or a commit whose reply was
+  lost did land) the batch is dropped and the partitions are re-read from the stored offsets;
+* MySQL unreachable: the batch is retried with backoff, nothing moves, and it resumes by itself.
+
+A batch collapses to the last change per key (a table changelog only needs its latest state); a
+tombstone deletes the row. Bad records go to the lake's quarantine with their reason, durably, before
+the offsets that pass them are committed.
+
+Rows written here carry snapshot_version 0 (STREAMING_VERSION) and today's snapshot_date (UTC):
+"the live state", as opposed to the numbered snapshots of sync_to_mysql.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from mysql.connector.cursor import MySQLCursor
+
+from lakehouse import kafka_io
+from lakehouse.catalog import Feed
+from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
+from lakehouse.records import BadRecord, decode_table_record
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+from lakehouse.warehouse.base import STREAMING_VERSION, Key, Mapping, Snapshot
+from lakehouse.warehouse.connection import StopRequested, Warehouse
+from lakehouse.warehouse.mapping import mapping_for
+from lakehouse.warehouse.migrations import ensure_schema
+
+TopicPartitionKey = tuple[str, int]
+DEFAULT_BATCH_SIZE = 20_000
+DEFAULT_BATCH_SECONDS = 1.0
+# A crashed consumer's partitions move to a restarted one after this long (not the 45 s default): the
+# offsets live in MySQL, so a fast hand-over costs nothing but a re-read of one uncommitted batch.
+_GROUP_SETTINGS = {"enable.partition.eof": True, "session.timeout.ms": 6_000, "heartbeat.interval.ms": 1_500}
+
+
+def default_group_id(settings: Settings) -> str:
+    # The topic prefix keeps environments (and tests) sharing one broker out of each other's groups.
+    return f"{settings.topic_prefix}lakehouse-warehouse"
+
+
+@dataclass
+class ConsumerOptions:
+    group_id: str
+    until_end: bool = False  # stop once the assigned partitions reach the end offsets seen at start
+    max_messages: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_seconds: float = DEFAULT_BATCH_SECONDS
+
+
+@dataclass
+class ConsumerSummary:
+    consumed: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    uncommitted: int = 0  # records read but not committed when a stop came while MySQL was away
+    resets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _PartitionBatch:
+    """What one partition contributed to the open batch."""
+
+    changes: list[tuple[str, Key, object | None]] = field(default_factory=list)  # (feed, key, payload/None)
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    next_offset: int = 0
+
+
+class _Fenced(Exception):
+    """The offsets stored in MySQL are not the ones this batch started from."""
+
+    def __init__(self, stored: dict[TopicPartitionKey, int | None]) -> None:
+        super().__init__("stored offsets moved")
+        self.stored = stored
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+class WarehouseConsumer:
+    def __init__(self, settings: Settings, feeds: list[Feed], options: ConsumerOptions,
+                 warn: Callable[[str], None] = _warn) -> None:
+        self.settings = settings
+        self.options = options
+        self.warn = warn
+        self.routes: dict[str, tuple[Feed, Mapping]] = {
+            settings.topic(feed.topic): (feed, mapping_for(feed)) for feed in feeds}
+        self.quarantine = QuarantineWriter(LakeStorage(settings.data_lake_root))
+        self.warehouse = Warehouse(settings, give_up_after=None, should_stop=self._stop_requested, on_retry=warn)
+        self.summary = ConsumerSummary()
+        self._stop = False
+        self._batch: dict[TopicPartitionKey, _PartitionBatch] = {}
+        self._batch_started = 0.0
+        self._stored: dict[TopicPartitionKey, int | None] = {}  # what MySQL holds, as far as we know
+        self._cursor: dict[TopicPartitionKey, int] = {}  # next offset to read, per assigned partition
+        self._ends: dict[TopicPartitionKey, int] = {}
+        self._assigned_once = False
+        self._reported_errors: set[str] = set()
+        self._consumer: Consumer | None = None
+
+    # ---------------------------------------------------------------- control
+    def request_stop(self) -> None:
+        """Ask the loop to flush and stop (safe to call from a signal handler)."""
+        self._stop = True
+
+    def _stop_requested(self) -> bool:
+        return self._stop
+
+    def run(self) -> ConsumerSummary:
+        try:
+            ensure_schema(self.warehouse)
+            for _feed, mapping in self.routes.values():
+                mapping.prepare(self.warehouse, [])  # auto-mapped tables exist before the first record
+            self._consume()
+        except StopRequested:
+            self.summary.uncommitted = sum(len(b.changes) + len(b.quarantined) for b in self._batch.values())
+        finally:
+            if self._consumer is not None:
+                self._consumer.close()
+            self.warehouse.close()
+        return self.summary
+
+    # ---------------------------------------------------------------- main loop
+    def _consume(self) -> None:
+        self._consumer = kafka_io.consumer(self.settings, self.options.group_id, **_GROUP_SETTINGS)
+        topics = self._subscribable_topics()
+        if not topics:
+            return
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
+        while not self._stop and not self._done():
+            room = self.options.batch_size - self._pending()
+            if self.options.max_messages is not None:
+                room = min(room, self.options.max_messages - self.summary.consumed)
+            messages = self._consumer.consume(num_messages=max(1, room), timeout=0.5)
+            for message in messages:
+                self._handle(message)
+            if self._batch and (self._pending() >= self.options.batch_size or not messages
+                                or time.monotonic() - self._batch_started >= self.options.batch_seconds):
+                self._flush()
+        self._flush()
+
+    def _subscribable_topics(self) -> list[str]:
+        existing = set(kafka_io.require_broker(self.settings).list_topics(timeout=kafka_io.CONNECT_TIMEOUT_S).topics)
+        missing = sorted(set(self.routes) - existing)
+        for topic in missing:
+            self.warn(f"topic {topic} does not exist yet" +
+                      ("; skipped" if self.options.until_end else "; it is consumed once it is created"))
+        if not self.options.until_end:
+            return sorted(self.routes)
+        topics = sorted(set(self.routes) & existing)
+        for topic in topics:
+            partitions = kafka_io.topic_partitions(self.settings, topic)
+            for partition, end in kafka_io.end_offsets(self._consumer, topic, partitions).items():
+                self._ends[(topic, partition)] = end
+        return topics
+
+    def _done(self) -> bool:
+        if self.options.max_messages is not None and self.summary.consumed >= self.options.max_messages:
+            return True
+        if not self.options.until_end or not self._assigned_once:
+            return False
+        return all(self._cursor[tp] >= self._ends.get(tp, 0) for tp in self._cursor)
+
+    def _pending(self) -> int:
+        return sum(len(b.changes) + len(b.quarantined) for b in self._batch.values())
+
+    # ---------------------------------------------------------------- records
+    def _handle(self, message: Message) -> None:
+        error = message.error()
+        tp = (message.topic(), message.partition())
+        if error is not None:
+            self._handle_error(error, tp, message)
+            return
+        if tp not in self._cursor:
+            return  # fetched just before its partition was revoked
+        self.summary.consumed += 1
+        self._cursor[tp] = message.offset() + 1
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        batch = self._batch.setdefault(tp, _PartitionBatch())
+        batch.next_offset = message.offset() + 1
+        feed, mapping = self.routes[message.topic()]
+        try:
+            raw_key, row = decode_table_record(message.key(), message.value(), feed.key_columns)
+            if row is None:
+                batch.changes.append((feed.name, mapping.key(raw_key), None))
+            else:
+                key, payload = mapping.convert(row)
+                batch.changes.append((feed.name, key, payload))
+        except BadRecord as exc:
+            batch.quarantined.append(QuarantinedRecord(
+                feed=feed.name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(),
+                reason=str(exc)))
+
+    def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            if tp in self._cursor:
+                self._cursor[tp] = max(self._cursor[tp], message.offset())
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        if error.str() not in self._reported_errors:  # librdkafka retries these by itself; say it once
+            self._reported_errors.add(error.str())
+            self.warn(f"Kafka: {error.str()}")
+
+    # ---------------------------------------------------------------- commit
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        batch = self._batch
+        for part in batch.values():
+            for record in part.quarantined:
+                self.quarantine.add(record)
+        self.quarantine.flush()  # durable before the offsets that skip these records are committed
+        upserts, deletes = self._collapse(batch)
+        for name, payloads in upserts.items():
+            self._mapping(name).prepare(self.warehouse, list(payloads.values()))
+        expected = {tp: self._stored.get(tp) for tp in batch}
+        offsets = {tp: part.next_offset for tp, part in batch.items()}
+        snapshot = Snapshot(STREAMING_VERSION, datetime.now(UTC).date())
+
+        def work(cursor: MySQLCursor) -> tuple[int, int]:
+            stored = self._read_offsets(cursor, list(batch), lock=True)
+            if any(stored.get(tp) != expected[tp] for tp in batch):
+                raise _Fenced(stored)
+            deleted = sum(self._mapping(n).delete(cursor, keys) for n, keys in deletes.items() if keys)
+            written = sum(self._mapping(n).write(cursor, list(p.values()), snapshot) for n, p in upserts.items())
+            self._write_offsets(cursor, offsets)
+            return written, deleted
+
+        try:
+            written, deleted = self.warehouse.run(work)
+        except _Fenced as fenced:
+            self._refetch(fenced.stored, list(batch))
+            return
+        self._stored.update(offsets)
+        self._batch = {}
+        self.summary.batches += 1
+        self.summary.upserted += written
+        self.summary.deleted += deleted
+        self.summary.quarantined += sum(len(part.quarantined) for part in batch.values())
+
+    def _collapse(self, batch: dict[TopicPartitionKey, _PartitionBatch]
+                  ) -> tuple[dict[str, dict[Key, object]], dict[str, list[Key]]]:
+        """The last change per key and feed: upserts (key -> payload) and deletes (keys)."""
+        latest: dict[str, dict[Key, object | None]] = {}
+        for part in batch.values():
+            for feed_name, key, payload in part.changes:
+                per_feed = latest.setdefault(feed_name, {})
+                per_feed.pop(key, None)  # keep the order of the last change
+                per_feed[key] = payload
+        upserts = {name: {k: p for k, p in changes.items() if p is not None} for name, changes in latest.items()}
+        deletes = {name: [k for k, p in changes.items() if p is None] for name, changes in latest.items()}
+        return upserts, deletes
+
+    def _mapping(self, feed_name: str) -> Mapping:
+        return next(mapping for feed, mapping in self.routes.values() if feed.name == feed_name)
+
+    def _refetch(self, stored: dict[TopicPartitionKey, int | None], partitions: list[TopicPartitionKey]) -> None:
+        """Drop the batch and re-read its partitions from what MySQL holds."""
+        self.warn("the offsets stored in MySQL moved under this consumer (another consumer took over, or an "
+                  "earlier commit landed although its reply was lost); re-reading from the stored offsets")
+        self._batch = {}
+        for tp in partitions:
+            self._stored[tp] = stored.get(tp)
+            if tp in self._cursor:
+                start = stored.get(tp)
+                self._consumer.seek(TopicPartition(*tp, OFFSET_BEGINNING if start is None else start))
+                self._cursor[tp] = start or 0
+
+    def _read_offsets(self, cursor: MySQLCursor, partitions: list[TopicPartitionKey],
+                      lock: bool = False) -> dict[TopicPartitionKey, int | None]:
+        if not partitions:
+            return {}
+        pairs = ", ".join(["(%s, %s)"] * len(partitions))
+        cursor.execute(f"SELECT topic, `partition`, next_offset FROM kafka_offsets WHERE consumer_group = %s "
+                       f"AND (topic, `partition`) IN ({pairs}){' FOR UPDATE' if lock else ''}",
+                       [self.options.group_id, *(value for tp in partitions for value in tp)])
+        return {(str(topic), int(partition)): int(offset) for topic, partition, offset in cursor.fetchall()}
+
+    def _write_offsets(self, cursor: MySQLCursor, offsets: dict[TopicPartitionKey, int]) -> None:
+        cursor.executemany(
+            "INSERT INTO kafka_offsets (consumer_group, topic, `partition`, next_offset) VALUES (%s, %s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
+            [(self.options.group_id, topic, partition, offset) for (topic, partition), offset in offsets.items()])
+
+    # ---------------------------------------------------------------- rebalancing
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Seek every newly assigned partition to its offset stored in MySQL."""
+        keys = [(p.topic, p.partition) for p in partitions]
+        watermarks = {tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10) for tp in keys}
+
+        def load(cursor: MySQLCursor) -> dict[TopicPartitionKey, int | None]:
+            stored: dict[TopicPartitionKey, int | None] = dict(self._read_offsets(cursor, keys, lock=True))
+            beyond = {tp: watermarks[tp][0] for tp in keys if (stored.get(tp) or 0) > watermarks[tp][1]}
+            if beyond:
+                self._write_offsets(cursor, beyond)
+                for tp, low in beyond.items():
+                    self._report_reset(tp, stored[tp], watermarks[tp][1], low)
+                stored.update(beyond)
+            return stored
+
+        stored = self.warehouse.run(load)
+        for partition in partitions:
+            tp = (partition.topic, partition.partition)
+            start = stored.get(tp)
+            partition.offset = OFFSET_BEGINNING if start is None else start
+            self._stored[tp] = start
+            self._cursor[tp] = max(start or 0, watermarks[tp][0])
+        consumer.incremental_assign(partitions)
+        self._assigned_once = True
+
+    def _report_reset(self, tp: TopicPartitionKey, stored: int | None, end: int, low: int) -> None:
+        text = (f"stored offset {stored} of {tp[0]}[{tp[1]}] is beyond the end of the partition ({end}): "
+                f"the topic was recreated; reset to the beginning ({low})")
+        self.summary.resets.append(text)
+        self.warn(text)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Forget revoked partitions: their uncommitted records will be read again by their next owner."""
+        for partition in partitions:
+            tp = (partition.topic, partition.partition)
+            self._batch.pop(tp, None)
+            self._cursor.pop(tp, None)
+            self._stored.pop(tp, None)
+        consumer.incremental_unassign(partitions)

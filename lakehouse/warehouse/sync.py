@@ -1,0 +1,150 @@
+"""sync_to_mysql.py: load complete table snapshots into the warehouse, as one numbered snapshot run.
+
+A run reads every selected table first (the lake's newest version, the materialized Kafka changelog,
+or a ksqlDB pull query), then writes them all in ONE transaction together with its `sync_runs` row:
+each table's rows are replaced by the snapshot (rows absent from it are removed), every row gets the
+run's snapshot_version (MAX + 1 unless given) and snapshot_date (the run's UTC date). A failure
+anywhere lands nothing. Rows that cannot be mapped are quarantined with their reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import orjson
+from mysql.connector.cursor import MySQLCursor
+
+from lakehouse import kafka_io, ksqldb, snapshots
+from lakehouse.catalog import Feed
+from lakehouse.changelog import materialize_topic
+from lakehouse.errors import LakehouseError
+from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
+from lakehouse.records import BadRecord
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+from lakehouse.warehouse.base import Key, Mapping, Snapshot
+from lakehouse.warehouse.connection import open_warehouse
+from lakehouse.warehouse.mapping import mapping_for
+from lakehouse.warehouse.migrations import ensure_schema
+
+SOURCES = ("lake", "kafka", "ksqldb")
+GIVE_UP_AFTER_S = 120.0
+
+
+@dataclass
+class TableLoad:
+    feed: Feed
+    mapping: Mapping
+    origin: str  # where the rows came from, e.g. "lake v3"
+    payloads: dict[Key, object] = field(default_factory=dict)
+    quarantined: int = 0
+
+
+@dataclass
+class SyncResult:
+    version: int
+    day: date
+    source: str
+    tables: list[TableLoad]
+    skipped: list[str]
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(t.payloads) for t in self.tables)
+
+
+def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: int | None = None,
+         warn: Callable[[str], None] = print) -> SyncResult:
+    if source not in SOURCES:
+        raise LakehouseError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    if version is not None and version < 1:
+        raise LakehouseError("--version must be 1 or more (0 marks rows kept current by the streaming consumer)")
+    quarantine = QuarantineWriter(LakeStorage(settings.data_lake_root))
+    loads, skipped = [], []
+    for feed in feeds:
+        load = _read(settings, feed, source, quarantine)
+        if load is None:
+            skipped.append(feed.name)
+            warn(f"skipped {feed.name}: nothing to load from {source}")
+        else:
+            loads.append(load)
+    quarantine.flush()
+    if not loads:
+        raise LakehouseError(f"nothing to sync: no table has data in the {source} "
+                             f"({', '.join(skipped) or 'no active table feeds'})")
+    return _land(settings, loads, source, version, skipped)
+
+
+def _read(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWriter) -> TableLoad | None:
+    mapping = mapping_for(feed)
+    if source == "lake":
+        storage = LakeStorage(settings.data_lake_root)
+        lake_version = snapshots.current_version(storage, feed.name)
+        if lake_version is None:
+            return None
+        rows = snapshots.read_snapshot(storage, feed.name, lake_version).to_pylist()
+        origin = f"lake v{lake_version}"
+    elif source == "kafka":
+        if not kafka_io.topic_partitions(settings, settings.topic(feed.topic)):
+            return None
+        rows = materialize_topic(settings, feed, quarantine).rows()
+        origin = f"topic {settings.topic(feed.topic)}"
+    else:
+        rows = ksqldb.pull_table(settings, feed.ksql_name)
+        origin = f"ksqlDB {feed.ksql_name}"
+    load = TableLoad(feed, mapping, origin)
+    for index, row in enumerate(rows):
+        try:
+            key, payload = mapping.convert(row)
+        except BadRecord as exc:
+            load.quarantined += 1
+            quarantine.add(_quarantined(settings, feed, index, row, f"sync from {origin}: {exc}"))
+            continue
+        load.payloads[key] = payload
+    return load
+
+
+def _quarantined(settings: Settings, feed: Feed, index: int, row: dict, reason: str) -> QuarantinedRecord:
+    """A snapshot row has no Kafka position: partition -1, offset = its index in the snapshot."""
+    key = {column: row.get(column) for column in feed.key_columns}
+    return QuarantinedRecord(
+        feed=feed.name, topic=settings.topic(feed.topic), partition=-1, offset=index, kafka_timestamp_ms=None,
+        raw_key=orjson.dumps(key, default=str), raw_value=orjson.dumps(row, default=str), reason=reason)
+
+
+def _land(settings: Settings, loads: list[TableLoad], source: str, version: int | None,
+          skipped: list[str]) -> SyncResult:
+    started = datetime.now(UTC).replace(tzinfo=None)
+    day = started.date()
+    with open_warehouse(settings, give_up_after=GIVE_UP_AFTER_S) as warehouse:
+        ensure_schema(warehouse)
+        for load in loads:
+            load.mapping.prepare(warehouse, list(load.payloads.values()))  # DDL: before the transaction
+
+        def work(cursor: MySQLCursor) -> int:
+            number = version if version is not None else _next_version(cursor)
+            snapshot = Snapshot(number, day)
+            for load in loads:
+                load.mapping.clear(cursor)
+                load.mapping.write(cursor, list(load.payloads.values()), snapshot)
+            details = {load.feed.name: {"rows": len(load.payloads), "from": load.origin} for load in loads}
+            cursor.execute(
+                "INSERT INTO sync_runs (snapshot_version, snapshot_date, source, tables_loaded, row_count, "
+                "started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3)) "
+                "ON DUPLICATE KEY UPDATE snapshot_date = VALUES(snapshot_date), source = VALUES(source), "
+                "tables_loaded = VALUES(tables_loaded), row_count = VALUES(row_count), "
+                "started_at = VALUES(started_at), finished_at = VALUES(finished_at)",
+                (number, day, source, orjson.dumps(details).decode(), sum(len(x.payloads) for x in loads), started))
+            return number
+
+        number = warehouse.run(work)
+    return SyncResult(number, day, source, loads, skipped)
+
+
+def _next_version(cursor: MySQLCursor) -> int:
+    # The row lock makes concurrent runs take turns, so two runs never get the same number.
+    cursor.execute("SELECT COALESCE(MAX(snapshot_version), 0) + 1 FROM sync_runs FOR UPDATE")
+    (number,) = cursor.fetchone()
+    return int(number)

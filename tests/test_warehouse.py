@@ -1,0 +1,418 @@
+"""The MySQL warehouse: schema, exactly-once consumer, auto-mapped feeds, snapshot sync (real Kafka, real MariaDB)."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import mysql.connector
+import orjson
+from support import REPO, run_script
+
+from lakehouse import kafka_io
+from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
+from lakehouse.events import GeneratorOptions, generate_events, to_eur
+from lakehouse.quarantine import read_quarantine
+from lakehouse.settings import Settings
+from lakehouse.snapshots import write_snapshot
+from lakehouse.storage import LakeStorage
+from lakehouse.warehouse.connection import open_warehouse
+from lakehouse.warehouse.erd import er_diagram
+from lakehouse.warehouse.migrations import ensure_schema
+
+START = "2026-01-01"
+CENT, STEP = Decimal("0.01"), Decimal("0.0001")
+
+
+# ------------------------------------------------------------------ helpers
+def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    with mysql.connector.connect(**settings.mysql_params()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def init_lake(env: dict[str, str]) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
+    """(partition, key, value) records to a compacted topic of this test, in order."""
+    kafka_io.ensure_topics(settings, {settings.topic(topic): True})
+    producer = kafka_io.producer(settings)
+    for partition, key, value in records:
+        producer.produce(settings.topic(topic), key=key, value=value, partition=partition)
+    assert producer.flush(30) == 0
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    client = kafka_io.consumer(settings, "end-offsets-probe")
+    try:
+        full = settings.topic(topic)
+        return kafka_io.end_offsets(client, full, kafka_io.topic_partitions(settings, full))
+    finally:
+        client.close()
+
+
+def stored_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    rows = query(settings, "SELECT `partition`, next_offset FROM kafka_offsets WHERE topic = %s",
+                 (settings.topic(topic),))
+    return {partition: offset for partition, offset in rows}
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def expected_aggregates(events: list[dict]) -> dict[str, dict]:
+    """The four tables recomputed from raw events, independently of lakehouse.derive."""
+    users: dict = defaultdict(lambda: {"total": Decimal(0), "count": 0, "amounts": [], "last": ""})
+    eur: dict = defaultdict(lambda: {"total": Decimal(0), "count": 0, "amounts": []})
+    methods: dict = defaultdict(lambda: {"total": Decimal(0), "count": 0})
+    products: dict = defaultdict(lambda: {"count": 0, "quantity": 0, "revenue": Decimal(0), "buyers": set()})
+    for event in events:
+        key = (event["user"]["user_id"], event["transaction_type"])
+        amount, in_eur = Decimal(str(event["amount"])), to_eur(event["amount"], event["currency"])
+        users[key]["total"] += amount
+        users[key]["count"] += 1
+        users[key]["amounts"].append(amount)
+        users[key]["last"] = max(users[key]["last"], event["timestamp"])
+        eur[key]["total"] += in_eur
+        eur[key]["count"] += 1
+        eur[key]["amounts"].append(in_eur)
+        methods[event["payment_method"]]["total"] += in_eur
+        methods[event["payment_method"]]["count"] += 1
+        if event["transaction_type"] == "purchase" and event["product"]:
+            product = products[event["product"]["product_id"]]
+            product["count"] += 1
+            product["quantity"] += event["product"]["quantity"]
+            product["revenue"] += amount
+            product["buyers"].add(event["user"]["user_id"])
+    return {
+        "fact_user_transaction_summary": {
+            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+                  min(v["amounts"]), max(v["amounts"]), v["last"][:23].replace("T", " "))
+            for key, v in users.items()},
+        "fact_user_transaction_summary_eur": {
+            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+                  min(v["amounts"]), max(v["amounts"])) for key, v in eur.items()},
+        "fact_payment_method_totals": {
+            (name,): (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP))
+            for name, v in methods.items()},
+        "fact_product_purchase_counts": {
+            (pid,): (v["count"], v["quantity"], money(v["revenue"]),
+                     (v["revenue"] / v["quantity"]).quantize(STEP, ROUND_HALF_UP), len(v["buyers"]))
+            for pid, v in products.items()},
+    }
+
+
+FACT_QUERIES = {
+    "fact_user_transaction_summary":
+        "SELECT user_id, transaction_type, total_amount, transaction_count, avg_amount, min_amount, max_amount, "
+        "DATE_FORMAT(last_transaction_at, '%Y-%m-%d %H:%i:%s.%f') FROM fact_user_transaction_summary",
+    "fact_user_transaction_summary_eur":
+        "SELECT user_id, transaction_type, total_amount_eur, transaction_count, avg_amount_eur, min_amount_eur, "
+        "max_amount_eur FROM fact_user_transaction_summary_eur",
+    "fact_payment_method_totals":
+        "SELECT d.payment_method, total_amount_eur, transaction_count, avg_amount_eur "
+        "FROM fact_payment_method_totals f JOIN dim_payment_methods d USING (payment_method_id)",
+    "fact_product_purchase_counts":
+        "SELECT product_id, purchase_count, total_quantity, total_revenue, avg_price, unique_buyers "
+        "FROM fact_product_purchase_counts",
+}
+KEY_WIDTH = {"fact_user_transaction_summary": 2, "fact_user_transaction_summary_eur": 2}
+
+
+def warehouse_facts(settings: Settings) -> dict[str, dict]:
+    facts = {}
+    for table, sql in FACT_QUERIES.items():
+        width = KEY_WIDTH.get(table, 1)
+        rows = query(settings, sql)
+        facts[table] = {tuple(row[:width]): tuple(v[:23] if isinstance(v, str) else v for v in row[width:])
+                        for row in rows}
+        assert len(facts[table]) == len(rows)
+    return facts
+
+
+def assert_no_orphans(settings: Settings) -> None:
+    for fact, dim, column in (("fact_user_transaction_summary", "dim_users", "user_id"),
+                              ("fact_user_transaction_summary_eur", "dim_users", "user_id"),
+                              ("fact_payment_method_totals", "dim_payment_methods", "payment_method_id"),
+                              ("fact_product_purchase_counts", "dim_products", "product_id")):
+        orphans = query(settings, f"SELECT COUNT(*) FROM {fact} f LEFT JOIN {dim} d USING ({column}) "
+                                  f"WHERE d.{column} IS NULL")
+        assert orphans == [(0,)], fact
+
+
+def events_of(*runs: tuple[int, int]) -> list[dict]:
+    return [event for messages, seed in runs for event in generate_events(
+        GeneratorOptions(messages=messages, seed=seed, users=100, start=date.fromisoformat(START)))]
+
+
+# ------------------------------------------------------------------ schema
+def test_schema_is_versioned_idempotent_and_equal_to_the_documented_er_diagram(settings_for: Settings) -> None:
+    with open_warehouse(settings_for) as warehouse:
+        assert ensure_schema(warehouse) == [1]
+        assert ensure_schema(warehouse) == []
+        diagram = warehouse.run(er_diagram, transactional=False)
+    assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema")]
+    engines = query(settings_for, "SELECT DISTINCT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
+                                  "WHERE TABLE_SCHEMA = DATABASE()")
+    assert {engine for engine, _ in engines} == {"InnoDB"}
+    assert all(collation.startswith("utf8mb4") for _, collation in engines)
+    documented = re.search(r"```mermaid\n(erDiagram\n.*?)```", (REPO / "docs/warehouse.md").read_text(), re.S)
+    assert documented, "docs/warehouse.md has no mermaid erDiagram block"
+    assert documented.group(1) == diagram, f"docs/warehouse.md is out of date; the live schema is:\n{diagram}"
+
+
+# ------------------------------------------------------------------ consumer
+def test_consumer_lands_derived_tables_equal_to_aggregates_of_raw_events(
+        env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    for seed in (1, 2):  # the second run updates most keys: the changelogs hold several values per key
+        run_script("kafka_producer.py", "--messages", "1500", "--seed", str(seed), "--start", START, "--derive",
+                   env=env, check=True)
+    result = run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)
+    assert "0 quarantined" in result.stdout
+
+    assert warehouse_facts(settings_for) == expected_aggregates(events_of((1500, 1), (1500, 2)))
+    assert_no_orphans(settings_for)
+    assert query(settings_for, "SELECT COUNT(*) FROM dim_users WHERE user_name IS NULL") == [(0,)]
+    assert query(settings_for, "SELECT DISTINCT snapshot_version FROM fact_product_purchase_counts") == [(0,)]
+    for feed in builtin_feeds():
+        if feed.kind == "table":
+            assert stored_offsets(settings_for, feed.topic) == {
+                p: end for p, end in end_offsets(settings_for, feed.topic).items() if end > 0}
+
+    # The same topics through sync_to_mysql.py --source kafka: snapshot 1, the same contents.
+    synced = run_script("sync_to_mysql.py", "--source", "kafka", env=env, check=True)
+    assert "snapshot version 1" in synced.stdout
+    assert warehouse_facts(settings_for) == expected_aggregates(events_of((1500, 1), (1500, 2)))
+    assert query(settings_for, "SELECT DISTINCT snapshot_version FROM fact_user_transaction_summary") == [(1,)]
+
+
+def _summary_eur_changelog(keys: int, updates: int) -> tuple[list[tuple[int, bytes, bytes | None]], dict]:
+    """`updates` values per key (transaction_count grows), spread over 6 partitions; every 7th key ends deleted.
+
+    Returns the records and, per partition, the list of (key, value) in offset order.
+    """
+    records, by_partition = [], defaultdict(list)
+    for step in range(updates):
+        for index in range(keys):
+            user, kind = f"user_{index:05d}", "purchase" if index % 2 else "refund"
+            key = orjson.dumps({"USER_ID": user, "TRANSACTION_TYPE": kind})
+            last, partition = step == updates - 1, index % 6
+            value = None if last and index % 7 == 0 else orjson.dumps({
+                "TOTAL_AMOUNT_EUR": round(1.25 * (step + 1), 2), "TRANSACTION_COUNT": step + 1,
+                "AVG_AMOUNT_EUR": 1.25, "MIN_AMOUNT_EUR": 1.25, "MAX_AMOUNT_EUR": 1.25,
+                "LAST_TRANSACTION_AT": f"2026-01-01T00:00:{step % 60:02d}.000Z"})
+            records.append((partition, key, value))
+            by_partition[partition].append(((user, kind), None if value is None else step + 1))
+    return records, by_partition
+
+
+def _state_at(by_partition: dict, offsets: dict[int, int]) -> dict:
+    """The table after applying each partition's records below its stored offset."""
+    state: dict = {}
+    for partition, changes in by_partition.items():
+        for key, count in changes[:offsets.get(partition, 0)]:
+            if count is None:
+                state.pop(key, None)
+            else:
+                state[key] = count
+    return state
+
+
+def test_sigkill_mid_batch_keeps_rows_and_offsets_consistent_then_finishes_exactly(
+        env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    records, by_partition = _summary_eur_changelog(keys=600, updates=80)  # 48,000 records
+    produce(settings_for, "user_transaction_summary_eur", records)
+    rng = random.Random(7)
+    args = [sys.executable, str(REPO / "kafka_consumer_warehouse.py"), "--feeds", "user_transaction_summary_eur"]
+
+    def warehouse_state() -> dict:
+        rows = query(settings_for, "SELECT user_id, transaction_type, transaction_count "
+                                   "FROM fact_user_transaction_summary_eur")
+        return {(user, kind): count for user, kind, count in rows}
+
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(1.5, 3.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.communicate(timeout=30)
+        # Whatever the moment of the kill: the rows are exactly the state at the offsets stored with them.
+        offsets = stored_offsets(settings_for, "user_transaction_summary_eur")
+        assert warehouse_state() == _state_at(by_partition, offsets)
+    assert kills >= 3
+
+    run_script("kafka_consumer_warehouse.py", "--feeds", "user_transaction_summary_eur", "--until-end",
+               env=env, check=True)
+    final_offsets = stored_offsets(settings_for, "user_transaction_summary_eur")
+    assert final_offsets == end_offsets(settings_for, "user_transaction_summary_eur")
+    expected = _state_at(by_partition, final_offsets)
+    assert len(expected) == 600 - len(range(0, 600, 7))
+    assert warehouse_state() == expected
+    assert set(expected.values()) == {80}
+    assert_no_orphans(settings_for)
+
+
+def test_recreated_topic_is_detected_and_read_again_from_the_beginning(
+        env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    value = orjson.dumps({"TOTAL_AMOUNT_EUR": 10.0, "TRANSACTION_COUNT": 1, "AVG_AMOUNT_EUR": 10.0})
+    produce(settings_for, "payment_method_totals", [(0, b'"paypal"', value)] * 20)
+    run_script("kafka_consumer_warehouse.py", "--feeds", "payment_method_totals", "--until-end", env=env, check=True)
+    assert stored_offsets(settings_for, "payment_method_totals") == {0: 20}
+
+    admin = kafka_io.require_broker(settings_for)
+    admin.delete_topics([settings_for.topic("payment_method_totals")])[settings_for.topic("payment_method_totals")] \
+        .result()
+    deadline = time.monotonic() + 30
+    while kafka_io.topic_partitions(settings_for, settings_for.topic("payment_method_totals")):
+        assert time.monotonic() < deadline, "topic deletion did not finish"
+        time.sleep(0.2)
+    changed = orjson.dumps({"TOTAL_AMOUNT_EUR": 99.5, "TRANSACTION_COUNT": 3, "AVG_AMOUNT_EUR": 33.1667})
+    produce(settings_for, "payment_method_totals", [(0, b'"paypal"', changed), (0, b'"crypto_wallet"', changed)])
+
+    result = run_script("kafka_consumer_warehouse.py", "--feeds", "payment_method_totals", "--until-end",
+                        env=env, check=True)
+    assert "stored offset 20" in result.stderr and "reset to the beginning" in result.stderr
+    assert stored_offsets(settings_for, "payment_method_totals") == {0: 2}
+    assert sorted(warehouse_facts(settings_for)["fact_payment_method_totals"].items()) == [
+        (("crypto_wallet",), (Decimal("99.50"), 3, Decimal("33.1667"))),  # an unknown method is simply added
+        (("paypal",), (Decimal("99.50"), 3, Decimal("33.1667")))]
+
+
+def test_new_table_feed_lands_with_no_code_change_and_gains_columns(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(env)
+    FeedCatalog(LakeStorage(str(lake_root))).add(
+        Feed(name="region_scores", kind="table", topic="region_scores", key_columns=["region", "day"]))
+
+    def key(region: str, day: str) -> bytes:
+        return orjson.dumps({"REGION": region, "DAY": day})
+
+    produce(settings_for, "region_scores", [
+        (0, key("eu", "mon"), orjson.dumps({"SCORE": 1, "LABEL": "Europe"})),
+        (1, key("us", "mon"), orjson.dumps({"SCORE": 2, "LABEL": "Americas"})),
+        (1, key("us", "tue"), orjson.dumps({"SCORE": 3, "LABEL": "Americas"})),
+        (2, b"{not json", b'{"SCORE": 4}'),
+    ])
+    first = run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)
+    assert "1 quarantined" in first.stdout
+    assert query(settings_for, "SELECT region, day, score, label FROM region_scores ORDER BY region, day") == [
+        ("eu", "mon", 1, "Europe"), ("us", "mon", 2, "Americas"), ("us", "tue", 3, "Americas")]
+    quarantined = read_quarantine(LakeStorage(str(lake_root)), "region_scores").to_pylist()
+    assert [(q["partition"], q["offset"]) for q in quarantined] == [(2, 0)]
+    assert "not valid JSON" in quarantined[0]["reason"]
+
+    # The schema grows: a new column, a wider type for an old one, a tombstone.
+    produce(settings_for, "region_scores", [
+        (0, key("eu", "mon"), orjson.dumps({"SCORE": 1.5, "LABEL": "Europe", "RANK": 7})),
+        (1, key("us", "tue"), None),
+    ])
+    run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)
+    columns = dict(query(settings_for, "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+                                       "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'region_scores'"))
+    assert columns["score"] == "double" and columns["rank"] == "bigint" and columns["label"] == "text"
+    assert query(settings_for, "SELECT region, day, score, label, `rank` FROM region_scores ORDER BY region") == [
+        ("eu", "mon", 1.5, "Europe", 7), ("us", "mon", 2.0, "Americas", None)]
+    keys = query(settings_for, "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                               "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'region_scores' AND CONSTRAINT_NAME = "
+                               "'PRIMARY' ORDER BY ORDINAL_POSITION")
+    assert keys == [("region",), ("day",)]
+
+
+# ------------------------------------------------------------------ sync
+def _lake_snapshot_rows(events: list[dict]) -> dict[str, list[dict]]:
+    """Rows as the lake holds table snapshots (snake_case, key columns included)."""
+    aggregates = expected_aggregates(events)
+    users = {e["user"]["user_id"]: e["user"] for e in events}
+    return {
+        "user_transaction_summary": [
+            {"user_id": u, "transaction_type": t, "user_name": users[u]["name"], "user_email": users[u]["email"],
+             "user_country": users[u]["country"], "user_city": users[u]["city"], "total_amount": float(v[0]),
+             "transaction_count": v[1], "avg_amount": float(v[2]), "min_amount": float(v[3]),
+             "max_amount": float(v[4]), "last_transaction_at": v[5].replace(" ", "T") + "Z"}
+            for (u, t), v in aggregates["fact_user_transaction_summary"].items()],
+        "payment_method_totals": [
+            {"payment_method": m, "total_amount_eur": float(v[0]), "transaction_count": v[1],
+             "avg_amount_eur": float(v[2])} for (m,), v in aggregates["fact_payment_method_totals"].items()],
+    }
+
+
+def test_sync_twice_gives_versions_1_and_2_equal_to_the_lake_snapshots(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(env)
+    storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
+    events = events_of((800, 3))
+    for name, rows in _lake_snapshot_rows(events).items():
+        write_snapshot(storage, feeds[name], rows)
+
+    first = run_script("sync_to_mysql.py", env=env, check=True)
+    assert "snapshot version 1" in first.stdout and "lake v1" in first.stdout
+    expected = expected_aggregates(events)
+    facts = warehouse_facts(settings_for)
+    for table in ("fact_user_transaction_summary", "fact_payment_method_totals"):
+        assert facts[table] == expected[table]
+
+    # The lake moves on: a second version without one user row; the warehouse follows it exactly.
+    rows = _lake_snapshot_rows(events)["user_transaction_summary"]
+    dropped = rows.pop(0)
+    write_snapshot(storage, feeds["user_transaction_summary"], rows)
+    second = run_script("sync_to_mysql.py", env=env, check=True)
+    assert "snapshot version 2" in second.stdout and "lake v2" in second.stdout
+    facts = warehouse_facts(settings_for)
+    expected_users = dict(expected["fact_user_transaction_summary"])
+    del expected_users[(dropped["user_id"], dropped["transaction_type"])]
+    assert facts["fact_user_transaction_summary"] == expected_users
+    assert facts["fact_payment_method_totals"] == expected["fact_payment_method_totals"]
+    assert query(settings_for, "SELECT snapshot_version, source, row_count FROM sync_runs ORDER BY 1") == [
+        (1, "lake", len(rows) + 1 + 6), (2, "lake", len(rows) + 6)]
+    assert query(settings_for, "SELECT DISTINCT snapshot_version, snapshot_date = UTC_DATE() "
+                               "FROM fact_user_transaction_summary") == [(2, 1)]
+    assert_no_orphans(settings_for)
+
+    third = run_script("sync_to_mysql.py", "--table", "payment_method_totals", "--version", "10", env=env, check=True)
+    assert "snapshot version 10" in third.stdout
+    assert query(settings_for, "SELECT DISTINCT snapshot_version FROM fact_payment_method_totals") == [(10,)]
+
+
+def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(env)
+    storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
+    for name, rows in _lake_snapshot_rows(events_of((300, 4))).items():
+        write_snapshot(storage, feeds[name], rows)
+    broken = FeedCatalog(storage).add(Feed(name="broken_scores", kind="table", topic="broken_scores",
+                                           key_columns=["region"]))
+    write_snapshot(storage, broken, [{"region": "eu", "score": 1}])
+    with open_warehouse(settings_for) as warehouse:  # a table someone changed so that no row can land
+        warehouse.run(lambda cursor: cursor.execute(
+            "CREATE TABLE broken_scores (region VARCHAR(255) PRIMARY KEY, score BIGINT, required_by_dba INT NOT NULL,"
+            " snapshot_date DATE NOT NULL, snapshot_version INT UNSIGNED NOT NULL)"), transactional=False)
+
+    result = run_script("sync_to_mysql.py", env=env)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: MySQL:") and "required_by_dba" in last_line
+    for table in ("fact_user_transaction_summary", "fact_payment_method_totals", "dim_users", "sync_runs"):
+        assert query(settings_for, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+
+
+def test_sync_from_unreachable_ksqldb_is_one_clear_line(env: dict[str, str]) -> None:
+    init_lake(env)
+    result = run_script("sync_to_mysql.py", "--source", "ksqldb", env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "ksqlDB is not reachable" in result.stderr
