@@ -1,9 +1,9 @@
 """Lake consumer throughput and memory against a bare confluent-kafka loop on the same topic.
 
 1M raw events in a fresh topic; `kafka_consumer_datalake.py --until-end` as a subprocess (rate from its
-assignment to its exit, peak RSS from /proc) and, in the same run, a consume-and-discard loop (rate from
-its assignment to its last record). Then 2M more events and the consumer again over all 3M: its peak RSS
-should stay within 20% of the 1M run (the buffers are bounded).
+assignment to its exit, peak RSS from /proc) and, in the same run, a consume-and-discard loop, also in a
+fresh process (rate from its assignment to its last record). Then 2M more events and the consumer again
+over all 3M: its peak RSS should stay within 20% of the 1M run (the buffers are bounded).
 
   python -m bench.bench_lake_consumer          # needs the local stack (make up)
 """
@@ -69,7 +69,16 @@ def produce(settings: Settings, topic: str, count: int, seed: int) -> None:
 
 
 def bare_consume_rate(settings: Settings, topic: str, count: int) -> float:
-    """The ceiling: batch consume and discard, from assignment to the last record."""
+    """The ceiling, in a fresh process like the consumer: batch consume and discard."""
+    code = ("import sys; from bench.bench_lake_consumer import bare_loop; from lakehouse.settings import Settings; "
+            f"print(bare_loop(Settings(kafka_bootstrap_servers={settings.kafka_bootstrap_servers!r}), "
+            f"{topic!r}, {count}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip())
+
+
+def bare_loop(settings: Settings, topic: str, count: int) -> float:
+    """Records per second from assignment to the last record."""
     consumer = kafka_io.consumer(settings, f"bench_bare_{uuid.uuid4().hex[:8]}")
     started: list[float] = []
     consumer.subscribe([topic], on_assign=lambda c, parts: started.append(time.monotonic()))

@@ -12,22 +12,32 @@ Rows moved are counted with a Beam metric, which every runner reports back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import apache_beam as beam
+import orjson
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from lakehouse import retention
-from lakehouse.catalog import FeedCatalog
+from lakehouse import export, kafka_io, retention, snapshots
+from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.events import GeneratorOptions
 from lakehouse.producer import ProduceOptions, derive_values, event_records, produce_events
+from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
+from lakehouse.records import BadRecord
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
+from lakehouse.warehouse import upsert
+from lakehouse.warehouse.base import Snapshot
+from lakehouse.warehouse.connection import Warehouse, open_warehouse
+from lakehouse.warehouse.mapping import mapping_for
+from lakehouse.warehouse.migrations import ensure_schema
+from lakehouse.warehouse.sync import record_sync_run, reserve_sync_run
 
 NAMESPACE = "lakehouse"
 ROWS = "rows"
@@ -133,3 +143,146 @@ def build_retention(settings: Settings) -> Callable[[beam.Pipeline], object]:
              | "Policies" >> beam.Create(policies)
              | "Apply" >> beam.ParDo(ApplyRetention(settings, today)))
     return build
+
+
+# ---------------------------------------------------------------- export_datalake
+class ExportFeed(beam.DoFn):
+    """New records of a stream (from its landed offsets, the consumer's commit protocol) or a new table version."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def process(self, feed: Feed) -> Iterable[str]:
+        if not kafka_io.topic_partitions(self.settings, self.settings.topic(feed.topic)):
+            yield f"{feed.kind} {feed.name}: skipped, its topic does not exist yet"
+            return
+        if feed.kind == "stream":
+            outcome = export.export_stream(self.settings, feed)
+            _rows_counter().inc(outcome.landed)
+        else:
+            outcome = export.export_table(self.settings, LakeStorage(self.settings.data_lake_root), feed, "kafka")
+            _rows_counter().inc(outcome.row_count if outcome.written else 0)
+        yield outcome.describe() if feed.kind == "stream" else outcome.describe(dry_run=False)
+
+
+def build_export(settings: Settings) -> Callable[[beam.Pipeline], object]:
+    feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).list(active_only=True)
+
+    def build(pipeline: beam.Pipeline) -> None:
+        _ = (pipeline
+             | "Feeds" >> beam.Create(feeds)
+             | "Spread" >> beam.Reshuffle()
+             | "Export" >> beam.ParDo(ExportFeed(settings)))
+    return build
+
+
+# ---------------------------------------------------------------- sync_warehouse
+SYNC_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class SyncBatch:
+    feed: Feed
+    lake_version: int
+    rows: list[dict]
+
+
+class ReadNewestVersion(beam.DoFn):
+    """The newest lake version of a table feed, in batches (nothing to do when the feed has no version yet)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def process(self, feed: Feed) -> Iterable[SyncBatch]:
+        storage = LakeStorage(self.settings.data_lake_root)
+        version = snapshots.current_version(storage, feed.name)
+        if version is None:
+            return
+        for batch in snapshots.read_snapshot(storage, feed.name, version).to_batches(SYNC_BATCH):
+            yield SyncBatch(feed, version, batch.to_pylist())
+
+
+class UpsertBatches(beam.DoFn):
+    """Upserts batches through the feed's warehouse mapping; one connection per bundle, one transaction per batch."""
+
+    def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
+        self.settings = settings
+        self.snapshot = snapshot
+
+    def start_bundle(self) -> None:
+        self.warehouse = Warehouse(self.settings, give_up_after=120.0)
+        self.quarantine = QuarantineWriter(LakeStorage(self.settings.data_lake_root))
+
+    def process(self, batch: SyncBatch) -> Iterable[str]:
+        mapping = mapping_for(batch.feed)
+        payloads = []
+        for index, row in enumerate(batch.rows):
+            try:
+                payloads.append(mapping.convert(row)[1])
+            except BadRecord as exc:
+                self.quarantine.add(QuarantinedRecord(
+                    feed=batch.feed.name, topic=self.settings.topic(batch.feed.topic), partition=-1, offset=index,
+                    kafka_timestamp_ms=None, raw_key=None, raw_value=orjson.dumps(row, default=str),
+                    reason=f"sync from lake v{batch.lake_version}: {exc}"))
+        mapping.prepare(self.warehouse, payloads)
+        _rows_counter().inc(self.warehouse.run(lambda cursor: mapping.write(cursor, payloads, self.snapshot)))
+        yield batch.feed.name
+
+    def finish_bundle(self) -> None:
+        self.quarantine.flush()
+        self.warehouse.close()
+
+
+class FinishSyncRun(beam.DoFn):
+    """After every batch landed: rows the snapshots no longer hold go, and the run is recorded as complete."""
+
+    def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
+        self.settings = settings
+        self.snapshot = snapshot
+
+    def process(self, feed_names: list[str]) -> Iterable[int]:
+        catalog = FeedCatalog(LakeStorage(self.settings.data_lake_root))
+        tables = sorted({mapping_for(catalog.get(name)).table for name in feed_names})
+
+        def finish(cursor) -> None:
+            for table in tables:
+                cursor.execute(f"DELETE FROM {upsert.quote(table)} WHERE snapshot_version <> %s",
+                               (self.snapshot.version,))
+            record_sync_run(cursor, self.snapshot, "lake", {"tables": tables, "batches": len(feed_names)})
+
+        with open_warehouse(self.settings) as warehouse:
+            warehouse.run(finish)
+        yield len(tables)
+
+
+def build_sync(settings: Settings) -> Callable[[beam.Pipeline], object]:
+    feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).list(kind="table", active_only=True)
+    with open_warehouse(settings) as warehouse:
+        ensure_schema(warehouse)
+        snapshot = warehouse.run(lambda cursor: reserve_sync_run(cursor, "lake"))
+
+    def build(pipeline: beam.Pipeline) -> None:
+        _ = (pipeline
+             | "TableFeeds" >> beam.Create(feeds)
+             | "Read" >> beam.ParDo(ReadNewestVersion(settings))
+             | "Spread" >> beam.Reshuffle()
+             | "Upsert" >> beam.ParDo(UpsertBatches(settings, snapshot))
+             | "Gather" >> beam.combiners.ToList()
+             | "Finish" >> beam.ParDo(FinishSyncRun(settings, snapshot)))
+    return build
+
+
+# ---------------------------------------------------------------- dispatch
+def task_runner(settings: Settings, runner: str | None, beam_args: list[str],
+                produce: ProduceSpec) -> Callable[[str], int]:
+    """task name -> rows moved, each task one Beam pipeline run."""
+    builders: dict[str, Callable[[], Callable[[beam.Pipeline], object]]] = {
+        "kafka_produce": lambda: build_produce(settings, produce, produce.seed or time.time_ns() // 1_000_000),
+        "export_datalake": lambda: build_export(settings),
+        "sync_warehouse": lambda: build_sync(settings),
+        "retention": lambda: build_retention(settings),
+    }
+
+    def run_task(task: str) -> int:
+        return run_pipeline(pipeline_options(runner, beam_args, parallelism=max(2, produce.shards)), builders[task]())
+    return run_task

@@ -56,18 +56,28 @@ class QuarantineWriter:
 
     def flush(self) -> list[str]:
         """Write pending records, one file per (feed, topic, partition, day); returns the paths written."""
+        written = []
+        for path, table in self.drain().values():
+            self.storage.write_parquet(path, table)
+            written.append(path)
+        return written
+
+    def drain(self) -> dict[tuple[str, str, int], tuple[str, pa.Table]]:
+        """Take the pending records without writing them: (feed, topic, partition) -> (final path, table).
+
+        For writers that stage files and publish them in their own commit protocol (the lake consumer).
+        """
         now = datetime.now(UTC)
         groups: dict[tuple[str, str, int], list[QuarantinedRecord]] = {}
         for record in self._pending:
             groups.setdefault((record.feed, record.topic, record.partition), []).append(record)
-        written = []
+        drained = {}
         for (feed, topic, partition), records in groups.items():
             first = min(r.offset for r in records)
             path = f"{layout.quarantine_dir(feed, now.date())}/{layout.batch_file_name(topic, partition, first)}"
-            self.storage.write_parquet(path, _to_table(records, now))
-            written.append(path)
+            drained[(feed, topic, partition)] = (path, _to_table(records, now))
         self._pending.clear()
-        return written
+        return drained
 
 
 def _to_table(records: list[QuarantinedRecord], now: datetime) -> pa.Table:

@@ -130,17 +130,30 @@ def _land(settings: Settings, loads: list[TableLoad], source: str, version: int 
                 load.mapping.clear(cursor)
                 load.mapping.write(cursor, list(load.payloads.values()), snapshot)
             details = {load.feed.name: {"rows": len(load.payloads), "from": load.origin} for load in loads}
-            cursor.execute(
-                "INSERT INTO sync_runs (snapshot_version, snapshot_date, source, tables_loaded, row_count, "
-                "started_at, finished_at) VALUES (%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(3)) "
-                "ON DUPLICATE KEY UPDATE snapshot_date = VALUES(snapshot_date), source = VALUES(source), "
-                "tables_loaded = VALUES(tables_loaded), row_count = VALUES(row_count), "
-                "started_at = VALUES(started_at), finished_at = VALUES(finished_at)",
-                (number, day, source, orjson.dumps(details).decode(), sum(len(x.payloads) for x in loads), started))
+            record_sync_run(cursor, snapshot, source, details, sum(len(x.payloads) for x in loads), started)
             return number
 
         number = warehouse.run(work)
     return SyncResult(number, day, source, loads, skipped)
+
+
+def record_sync_run(cursor: MySQLCursor, snapshot: Snapshot, source: str, details: dict, row_count: int = 0,
+                    started: datetime | None = None) -> None:
+    """Write (or complete) the `sync_runs` row of a snapshot run."""
+    cursor.execute(
+        "INSERT INTO sync_runs (snapshot_version, snapshot_date, source, tables_loaded, row_count, "
+        "started_at, finished_at) VALUES (%s, %s, %s, %s, %s, COALESCE(%s, UTC_TIMESTAMP(3)), UTC_TIMESTAMP(3)) "
+        "ON DUPLICATE KEY UPDATE snapshot_date = VALUES(snapshot_date), source = VALUES(source), "
+        "tables_loaded = VALUES(tables_loaded), row_count = VALUES(row_count), "
+        "started_at = LEAST(started_at, VALUES(started_at)), finished_at = VALUES(finished_at)",
+        (snapshot.version, snapshot.day, source, orjson.dumps(details).decode(), row_count, started))
+
+
+def reserve_sync_run(cursor: MySQLCursor, source: str) -> Snapshot:
+    """Take the next snapshot number for a run that writes in several transactions (the Beam pipeline)."""
+    snapshot = Snapshot(_next_version(cursor), datetime.now(UTC).date())
+    record_sync_run(cursor, snapshot, source, {"status": "running"})
+    return snapshot
 
 
 def _next_version(cursor: MySQLCursor) -> int:

@@ -1,0 +1,203 @@
+"""Landing rows of stream feeds in the lake, exactly once: Arrow tables -> Parquet files in date partitions.
+
+  streams/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+
+A commit covers some Kafka partitions; for each partition it
+  1. writes every file as a staged file under _staging/<topic>+<partition>/ (readers never look there),
+  2. writes the partition's manifest (atomic): staged -> final renames, offsets and counts,
+  3. renames the staged files to their final names (idempotent: a missing staged file was moved already),
+  4. records the next offset and the cumulative counts in the feed metadata (one atomic write),
+  5. deletes the manifest.
+A crash before 2 leaves only garbage staging (discarded on recovery, the records are replayed into the
+same deterministic file names); a crash after 2 is completed by `recover_partition`. So every record lands
+exactly once whatever the moment of the crash. Export reuses the same functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from lakehouse import layout
+from lakehouse.metadata import FeedMetadata
+from lakehouse.storage import LakeStorage
+
+STAGING = "_staging"
+LINEAGE = pa.schema([
+    ("_topic", pa.string()),
+    ("_partition", pa.int32()),
+    ("_offset", pa.int64()),
+    ("_kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+    ("_ingested_at", pa.timestamp("ms", tz="UTC")),
+])
+COUNTERS = ("consumed", "landed", "quarantined", "kafka_time_fallbacks", "files")
+_MS_PER_DAY = 86_400_000
+_HIVE_DATE = pa.schema([("year", pa.int32()), ("month", pa.int32()), ("day", pa.int32())])
+
+
+# ---------------------------------------------------------------- building rows
+def with_lineage(table: pa.Table, topic: str, partitions: pa.ChunkedArray, offsets: pa.ChunkedArray,
+                 kafka_timestamps: pa.ChunkedArray, ingested_at: datetime) -> pa.Table:
+    """`table` plus the lineage columns (where each row came from, and when it was landed)."""
+    rows = table.num_rows
+    lineage = [
+        pa.repeat(pa.scalar(topic, pa.string()), rows),
+        partitions.cast(pa.int32()),
+        offsets.cast(pa.int64()),
+        kafka_timestamps.cast(pa.int64()).cast(LINEAGE.field("_kafka_timestamp").type),
+        pa.repeat(pa.scalar(ingested_at, LINEAGE.field("_ingested_at").type), rows),
+    ]
+    for field_, column in zip(LINEAGE, lineage, strict=True):
+        table = table.append_column(field_, column)
+    return table
+
+
+def event_days(times: pa.ChunkedArray | None, kafka_timestamps: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """The UTC date of each row's event time, and which rows fell back to the Kafka record time.
+
+    Event time: an ISO-8601 string (with zone; a naive one is taken as UTC) or epoch milliseconds.
+    Missing or unparsable -> the Kafka timestamp, so late records still go to their own day.
+    """
+    kafka_ms = kafka_timestamps.cast(pa.int64())
+    event_ms = _epoch_ms(times) if times is not None else pa.nulls(len(kafka_ms), pa.int64())
+    millis = pc.coalesce(event_ms, kafka_ms)
+    days = pc.floor(pc.divide(millis.cast(pa.float64()), float(_MS_PER_DAY))).cast(pa.int32())
+    return days.cast(pa.date32()), event_ms.is_null()
+
+
+def _epoch_ms(times: pa.ChunkedArray) -> pa.Array:
+    times = times.combine_chunks()
+    if pa.types.is_integer(times.type):
+        return times.cast(pa.int64())
+    if not pa.types.is_string(times.type):
+        return pa.nulls(len(times), pa.int64())
+    try:  # fast path: every value is ISO-8601 with a zone (the event contract: ...Z)
+        return pc.cast(times, pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    except pa.ArrowInvalid:
+        return pa.array([_parse_iso_ms(text) for text in times.to_pylist()], pa.int64())
+
+
+def _parse_iso_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def split_by_partition_and_day(table: pa.Table, days: pa.Array,
+                               fallback: pa.Array) -> dict[tuple[int, date], tuple[pa.Table, int]]:
+    """Rows grouped by (Kafka partition, event day), each group in offset order, with its fallback count."""
+    partitions = table.column("_partition")
+    keys = pa.table({"p": partitions, "d": days}).group_by(["p", "d"], use_threads=False).aggregate([])
+    groups = {}
+    for partition, day in zip(keys.column("p").to_pylist(), keys.column("d").to_pylist(), strict=True):
+        mask = pc.and_(pc.equal(partitions, partition), pc.equal(days, pa.scalar(day, pa.date32())))
+        groups[(partition, day)] = (table.filter(mask), pc.sum(pc.filter(fallback, mask)).as_py() or 0)
+    return groups
+
+
+# ---------------------------------------------------------------- the commit protocol
+def stream_file(feed: str, day: date, topic: str, partition: int, first_offset: int) -> str:
+    return f"{layout.stream_partition_dir(feed, day)}/{layout.batch_file_name(topic, partition, first_offset)}"
+
+
+def staging_dir(topic: str, partition: int) -> str:
+    return f"{STAGING}/{topic}+{partition}"
+
+
+def manifest_file(topic: str, partition: int) -> str:
+    return f"{STAGING}/manifests/{topic}+{partition}.json"
+
+
+@dataclass
+class PartitionCommit:
+    """What one commit lands for one Kafka partition: files, the offset range and the counts."""
+
+    feed: str
+    topic: str
+    partition: int
+    start_offset: int  # next offset before this commit (the first one it covers)
+    next_offset: int  # next offset after it
+    renames: list[tuple[str, str]] = field(default_factory=list)  # staged -> final
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def stage(self, storage: LakeStorage, final: str, table: pa.Table) -> None:
+        staged = f"{staging_dir(self.topic, self.partition)}/{uuid.uuid4().hex}.parquet"
+        storage.write_parquet(staged, table)
+        self.renames.append((staged, final))
+
+
+def commit(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> None:
+    """Steps 2 to 5 for partitions whose files are all staged (step 1)."""
+    commits = list(commits)
+    write_manifests(storage, commits)
+    for item in commits:
+        complete(storage, item)
+
+
+def write_manifests(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> None:
+    """Step 2: from here on the commit of each partition is decided and gets completed whatever happens."""
+    for item in commits:
+        storage.write_bytes(manifest_file(item.topic, item.partition), orjson.dumps(asdict(item)))
+
+
+def recover_partition(storage: LakeStorage, topic: str, partition: int) -> PartitionCommit | None:
+    """Before reading a partition: finish its interrupted commit, if any, and drop its garbage staging."""
+    path = manifest_file(topic, partition)
+    recovered = None
+    if storage.exists(path):
+        entry = orjson.loads(storage.read_bytes(path))
+        recovered = PartitionCommit(**{**entry, "renames": [tuple(pair) for pair in entry["renames"]]})
+        complete(storage, recovered)
+    if storage.exists(staging_dir(topic, partition)):
+        storage.delete_dir(staging_dir(topic, partition))
+    return recovered
+
+
+def complete(storage: LakeStorage, item: PartitionCommit) -> None:
+    """Steps 3 to 5 (idempotent): publish the files, record offsets and counts, drop the manifest."""
+    for staged, final in item.renames:
+        if storage.exists(staged):
+            storage.makedirs(final.rsplit("/", 1)[0])
+            storage.rename(staged, final)
+    metadata = FeedMetadata(storage, item.feed)
+    state = metadata.partition_state(item.topic, item.partition) or {}
+    if state.get("next_offset", -1) < item.next_offset:  # not recorded yet: counts are added exactly once
+        totals = {name: int(state.get(name, 0)) + item.counts.get(name, 0) for name in COUNTERS}
+        metadata.save_partition_state(item.topic, item.partition, item.next_offset, totals)
+    storage.delete_file(manifest_file(item.topic, item.partition))
+
+
+# ---------------------------------------------------------------- reading back
+def stream_files(storage: LakeStorage, feed: str) -> list[str]:
+    return [f.path for f in storage.walk_files(layout.feed_dir("stream", feed)) if f.path.endswith(".parquet")]
+
+
+def landed_rows(storage: LakeStorage, feed: str) -> int:
+    """Rows in the feed's files, from the Parquet footers (no data read)."""
+    return sum(storage.parquet_row_count(path) for path in stream_files(storage, feed))
+
+
+def read_stream(storage: LakeStorage, feed: str, schema: pa.Schema | None = None) -> pa.Table:
+    """A whole stream feed with its hive date columns; `schema` (the feed's latest) spans evolved files."""
+    files = [storage.full(path) for path in stream_files(storage, feed)]
+    if not files:
+        return pa.table({})
+    if schema is not None:
+        schema = pa.unify_schemas([schema, LINEAGE, _HIVE_DATE])
+    dataset = ds.dataset(files, filesystem=storage.fs, format="parquet", schema=schema,
+                         partitioning=ds.partitioning(flavor="hive"),
+                         partition_base_dir=storage.full(layout.feed_dir("stream", feed)))
+    return dataset.to_table()

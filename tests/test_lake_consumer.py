@@ -1,0 +1,288 @@
+"""kafka_consumer_datalake.py on the real broker and real files: streams land exactly once by event date."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow.dataset as ds
+from support import REPO, run_script, unique
+
+from lakehouse import events, kafka_io, lake_schema, lake_writer
+from lakehouse.catalog import FeedCatalog
+from lakehouse.metadata import FeedMetadata
+from lakehouse.quarantine import read_quarantine
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+
+FEED = "transaction_stream"
+SCRIPT = "kafka_consumer_datalake.py"
+
+
+# ---------------------------------------------------------------- helpers
+def init_lake(settings: Settings) -> LakeStorage:
+    storage = LakeStorage(settings.data_lake_root)
+    FeedCatalog(storage).init()
+    return storage
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]],
+            partition: int | None = None) -> None:
+    producer = kafka_io.producer(settings, **{"message.max.bytes": 5_000_000})
+    for key, value in records:
+        extra = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, **extra)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def produce_events(settings: Settings, count: int, days: int = 3, seed: int = 7) -> list[dict]:
+    topic = settings.topic(FEED)
+    kafka_io.ensure_topics(settings, {topic: False})
+    generated = list(events.generate_events(events.GeneratorOptions(messages=count, seed=seed, days=days)))
+    produce(settings, topic, [(e["transaction_id"].encode(), events.serialize(e)) for e in generated])
+    return generated
+
+
+def feed_glob(lake_root: Path, feed: str = FEED) -> str:
+    return f"{lake_root}/streams/{feed}/**/*.parquet"
+
+
+def query(sql: str) -> list[tuple]:
+    return duckdb.sql(sql).fetchall()
+
+
+def landed_offsets(storage: LakeStorage, settings: Settings, feed: str = FEED) -> int:
+    """Records landed so far according to the lake metadata (offsets start at 0 on a fresh topic)."""
+    return sum(FeedMetadata(storage, feed).offsets(settings.topic(feed)).values())
+
+
+def start_consumer(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / SCRIPT), *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+
+
+def wait_for(condition, timeout: float, what: str, step: float = 0.05) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def stop(process: subprocess.Popen, timeout: float = 60) -> str:
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stdout
+    return stdout
+
+
+def consumed_in_summary(stdout: str, feed: str = FEED) -> int:
+    match = re.search(rf"^{feed}\s+(\d+)", stdout, re.MULTILINE)
+    assert match, stdout
+    return int(match.group(1))
+
+
+# ---------------------------------------------------------------- tests
+def test_100k_events_over_3_days_land_once_in_their_day_partition(env, settings_for, lake_root) -> None:
+    init_lake(settings_for)
+    produced = produce_events(settings_for, 100_000, days=3)
+
+    result = run_script(SCRIPT, "--feeds", FEED, "--until-end", "--flush-size", "20000",
+                        "--group-id", unique("g"), env=env, check=True)
+
+    assert consumed_in_summary(result.stdout) == 100_000
+    files = feed_glob(lake_root)
+    rows, distinct = query(f"select count(*), count(distinct transaction_id) "
+                           f"from read_parquet('{files}', hive_partitioning=true)")[0]
+    assert (rows, distinct) == (100_000, 100_000)
+    ids = {row[0] for row in query(f"select transaction_id from read_parquet('{files}', hive_partitioning=true)")}
+    assert ids == {e["transaction_id"] for e in produced}
+    # every row sits in the partition of its event date (UTC), structs stay structs
+    per_day = query(f"select year, month, day, count(*) from read_parquet('{files}', hive_partitioning=true) "
+                    "where substr(timestamp, 1, 10) = printf('%04d-%02d-%02d', year, month, day) "
+                    "and user.city is not null group by all order by all")
+    assert len(per_day) == 3 and sum(count for *_day, count in per_day) == 100_000
+    expected_days = sorted({e["timestamp"][:10] for e in produced})
+    assert [f"{y:04d}-{m:02d}-{d:02d}" for y, m, d, _count in per_day] == expected_days
+    # pyarrow reads the feed with hive partitioning and no extra configuration
+    table = ds.dataset(str(lake_root / "streams" / FEED), format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 100_000
+    assert {"_topic", "_partition", "_offset", "_kafka_timestamp", "_ingested_at", "day"} <= set(table.column_names)
+
+    reconciled = run_script(SCRIPT, "--reconcile", "--feeds", FEED, env=env)
+    assert reconciled.returncode == 0, reconciled.stdout
+    assert re.search(rf"{FEED}\s+100000\s+100000\s+0\s+yes", reconciled.stdout)
+
+
+def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, settings_for, lake_root) -> None:
+    storage = init_lake(settings_for)
+    topic = settings_for.topic(FEED)
+    kafka_io.ensure_topics(settings_for, {topic: False}, partitions=1)
+    good = list(events.generate_events(events.GeneratorOptions(messages=2000, seed=3, days=2)))
+    template = good[0]
+    late_day = (datetime.now(UTC) - timedelta(days=10)).date()
+
+    def variant(**changes: object) -> dict:
+        event = {**template, "transaction_id": unique("special"), **changes}
+        return {k: v for k, v in event.items() if v is not ...}
+
+    bad = [  # (value, reason expected in the quarantine)
+        (b'{"transaction_id": "cut', "not valid JSON"),
+        (b'\xff\xfe{"transaction_id": "x"}', "not valid UTF-8"),
+        (b"[1, 2, 3]", "not an object"),
+        (orjson.dumps(variant(transaction_id=...)), "missing required field 'transaction_id'"),
+        (orjson.dumps(variant(timestamp=None)), "missing required field 'timestamp'"),
+        (orjson.dumps(variant(amount="12.50")), "amount: expected number, got string"),
+        (orjson.dumps(variant(product={**(template["product"] or {}), "quantity": "3"})),
+         "product.quantity: expected integer, got string"),
+        (orjson.dumps(variant(padding="x" * 1_100_000)), "oversized value"),
+        (None, "null value"),
+    ]
+    special = {  # good records that need care: they land
+        "int_amount": variant(amount=12),
+        "new_field": variant(channel="web"),
+        "bad_time": variant(timestamp="not-a-date"),
+        "late": variant(timestamp=late_day.isoformat() + "T08:00:00.000Z"),
+    }
+    values: list[bytes | None] = [events.serialize(e) for e in good]
+    expected_reasons = {}
+    injected = bad + [(orjson.dumps(e), None) for e in special.values()]
+    positions = range(150, 150 * (len(injected) + 1), 150)  # interleaved, after a first sight of good ones
+    for position, (value, reason) in zip(positions, injected, strict=True):
+        values.insert(position, value)
+        if reason:
+            expected_reasons[position] = (value, reason)
+    produce(settings_for, topic, [(b"k", value) for value in values], partition=0)
+
+    run_script(SCRIPT, "--feeds", FEED, "--until-end", "--flush-size", "500", "--group-id", unique("g"),
+               env=env, check=True)
+
+    quarantined = read_quarantine(storage, FEED).to_pylist()
+    assert len(quarantined) == len(bad)
+    for row in quarantined:
+        value, reason = expected_reasons[row["offset"]]
+        assert reason in row["reason"], (row["offset"], row["reason"])
+        assert row["raw_value"] == value and row["feed"] == FEED and row["topic"] == topic
+    files = feed_glob(lake_root)
+    landed = dict(query(f"select transaction_id, printf('%04d-%02d-%02d', year, month, day) "
+                        f"from read_parquet('{files}', hive_partitioning=true, union_by_name=true)"))
+    assert set(landed) == {e["transaction_id"] for e in good} | {e["transaction_id"] for e in special.values()}
+    assert landed[special["late"]["transaction_id"]] == late_day.isoformat()  # late: its own day
+    assert landed[special["bad_time"]["transaction_id"]] == datetime.now(UTC).date().isoformat()  # Kafka time
+    assert query(f"select amount from read_parquet('{files}', union_by_name=true) "
+                 f"where transaction_id = '{special['int_amount']['transaction_id']}'") == [(12.0,)]
+
+    document = FeedMetadata(storage, FEED).read()
+    assert {"name": "channel", "type": "string"} in document["schema"]
+    # files written before the new column lack it; the feed's schema spans them all
+    whole = lake_writer.read_stream(storage, FEED, lake_schema.to_arrow(
+        lake_schema.schema_from_json(document["schema"])))
+    assert whole.num_rows == len(landed) and whole.column("channel").to_pylist().count("web") == 1
+    assert any("added column channel string" in entry["changes"] for entry in document["schema_history"])
+    assert document["counts"]["kafka_time_fallbacks"] == 1
+    reconciled = run_script(SCRIPT, "--reconcile", "--feeds", FEED, env=env)
+    assert reconciled.returncode == 0
+    assert re.search(rf"{FEED}\s+{len(values)}\s+{len(values) - len(bad)}\s+{len(bad)}\s+yes", reconciled.stdout)
+
+
+def test_topic_without_feed_is_registered_and_upper_case_columns_normalized(env, settings_for, lake_root) -> None:
+    storage = init_lake(settings_for)
+    topic = settings_for.topic("page_views")
+    kafka_io.ensure_topics(settings_for, {topic: False}, partitions=2)
+    rows = [{"VIEW_ID": f"v{i}", "PAGE": f"/p/{i % 7}", "DURATION_MS": i} for i in range(3000)]
+    produce(settings_for, topic, [(None, orjson.dumps(row)) for row in rows])
+
+    first = run_script(SCRIPT, "--topics", topic, "--max-messages", "1000", "--group-id", unique("g"),
+                       env=env, check=True)
+    assert consumed_in_summary(first.stdout, "page_views") == 1000
+    rest = run_script(SCRIPT, "--topics", topic, "--until-end", "--group-id", unique("g"), env=env, check=True)
+    assert consumed_in_summary(rest.stdout, "page_views") == 2000
+
+    feed = FeedCatalog(storage).get("page_views")
+    assert (feed.kind, feed.topic, feed.key_columns) == ("stream", "page_views", [])
+    files = feed_glob(lake_root, "page_views")
+    today = datetime.now(UTC).date()
+    assert query(f"select count(*), count(distinct view_id), sum(duration_ms), min(make_date(year, month, day)) "
+                 f"from read_parquet('{files}', hive_partitioning=true)") == [(3000, 3000, sum(range(3000)), today)]
+    assert FeedMetadata(storage, "page_views").read()["counts"]["kafka_time_fallbacks"] == 3000
+
+
+def test_idle_topic_records_are_on_disk_within_flush_interval(env, settings_for, lake_root, tmp_path) -> None:
+    storage = init_lake(settings_for)
+    kafka_io.ensure_topics(settings_for, {settings_for.topic(FEED): False})
+    log = tmp_path / "consumer.log"
+    process = start_consumer(env, "--feeds", FEED, "--flush-interval", "2", "--flush-size", "100000",
+                             "--group-id", unique("g"), log=log)
+    try:
+        wait_for(lambda: "INFO assigned" in log.read_text(), 60, "partition assignment")
+        produce_events(settings_for, 50, days=1)
+        produced_at = time.monotonic()
+        wait_for(lambda: landed_offsets(storage, settings_for) == 50, 10, "50 records landed", step=0.02)
+        assert time.monotonic() - produced_at <= 2 + 1
+        assert query(f"select count(*) from read_parquet('{feed_glob(lake_root)}')") == [(50,)]
+    finally:
+        stdout = stop(process)
+    assert consumed_in_summary(stdout) == 50
+
+
+def test_sigterm_lands_what_is_buffered_and_exits_0(env, settings_for, lake_root, tmp_path) -> None:
+    init_lake(settings_for)
+    produce_events(settings_for, 500)
+    log = tmp_path / "consumer.log"
+    process = start_consumer(env, "--feeds", FEED, "--flush-interval", "600", "--group-id", unique("g"), log=log)
+    wait_for(lambda: "schema:" in log.read_text(), 60, "the first batch")  # decoded, buffered, not landed
+    assert not list((lake_root / "streams" / FEED).rglob("*.parquet"))
+    stdout = stop(process)
+    assert consumed_in_summary(stdout) == 500
+    assert query(f"select count(distinct transaction_id) from read_parquet('{feed_glob(lake_root)}')") == [(500,)]
+
+
+def test_two_consumers_in_one_group_share_six_partitions_exactly_once(env, settings_for, lake_root,
+                                                                       tmp_path) -> None:
+    storage = init_lake(settings_for)
+    group = unique("g")
+    first_batch = produce_events(settings_for, 20_000, seed=1)
+    args = ("--feeds", FEED, "--group-id", group, "--flush-size", "2000", "--flush-interval", "1")
+    first = start_consumer(env, *args, log=tmp_path / "first.log")
+    second = None
+    try:
+        wait_for(lambda: landed_offsets(storage, settings_for) > 0, 60, "the first consumer landing")
+        second = start_consumer(env, *args, log=tmp_path / "second.log")
+        wait_for(lambda: "INFO assigned" in (tmp_path / "second.log").read_text(), 60, "the rebalance")
+        second_batch = produce_events(settings_for, 20_000, seed=2)
+        wait_for(lambda: landed_offsets(storage, settings_for) == 40_000, 120, "40,000 records landed", step=0.2)
+    finally:
+        outputs = [stop(process) for process in (first, second) if process is not None]
+    assert all(consumed_in_summary(out) > 0 for out in outputs) and len(outputs) == 2
+    assert sum(consumed_in_summary(out) for out in outputs) == 40_000
+    ids = [row[0] for row in query(f"select transaction_id from read_parquet('{feed_glob(lake_root)}')")]
+    assert len(ids) == 40_000
+    assert set(ids) == {e["transaction_id"] for e in first_batch + second_batch}
+    assert "revoked" in (tmp_path / "first.log").read_text()  # the first one gave partitions away
+
+
+def test_catalog_metadata_shows_counts_and_offsets(env, settings_for) -> None:
+    storage = init_lake(settings_for)
+    produce_events(settings_for, 1200)
+    run_script(SCRIPT, "--until-end", "--group-id", unique("g"), env=env, check=True)
+    document = FeedMetadata(storage, FEED).read()
+    assert document["counts"]["consumed"] == document["counts"]["landed"] == 1200
+    assert [c["name"] for c in document["schema"]][:3] == ["transaction_id", "timestamp", "user"]
+    offsets = FeedMetadata(storage, FEED).offsets(settings_for.topic(FEED))
+    assert sum(offsets.values()) == 1200 and len(offsets) == 6
+    assert document["updated_at"]
