@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Land Kafka feeds in the data lake: streams as Parquet by event date, exactly once; bad records quarantined.
+"""Land Kafka feeds in the data lake: streams as Parquet by event date, exactly once; tables as versioned
+snapshots of their changelog; bad records quarantined with their reason.
 
 Continuous by default (SIGINT/SIGTERM: land what is buffered, commit, exit 0). Several copies with the same
 --group-id share the partitions.
@@ -21,7 +22,7 @@ from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
 
 EXAMPLES = """
-  python kafka_consumer_datalake.py                                  # every active stream feed, continuously
+  python kafka_consumer_datalake.py                                  # every active feed, continuously
   python kafka_consumer_datalake.py --until-end                      # land what is there now, then exit
   python kafka_consumer_datalake.py --feeds transaction_stream --flush-size 10000 --flush-interval 5
   python kafka_consumer_datalake.py --topics clickstream --max-messages 1000   # registers feed 'clickstream'
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.parser("kafka_consumer_datalake.py", __doc__, EXAMPLES)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--topics", type=cli.csv_list, help="Kafka topics a,b (a topic without a feed gets one)")
-    source.add_argument("--feeds", type=cli.csv_list, help="catalog feeds a,b (default: every active stream feed)")
+    source.add_argument("--feeds", type=cli.csv_list, help="catalog feeds a,b (default: every active feed)")
     parser.add_argument("--group-id", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--until-end", action="store_true", help="stop at the end offsets seen at start")
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="records per (partition, day) buffer that trigger a flush (default %(default)s)")
     parser.add_argument("--flush-interval", type=float, default=LandingOptions.flush_interval, metavar="SECONDS",
                         help="longest wait before buffered records land, idle or not (default %(default)s)")
+    parser.add_argument("--snapshot-interval", type=float, default=LandingOptions.snapshot_interval,
+                        metavar="SECONDS",
+                        help="table feeds: at most one new version per interval (default %(default)s)")
     parser.add_argument("--reconcile", action="store_true",
                         help="only print, per feed, records consumed = rows landed + records quarantined")
     args = parser.parse_args(argv)
@@ -60,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     options = LandingOptions(group_id=args.group_id, until_end=args.until_end, max_messages=args.max_messages,
                              flush_size=args.flush_size, flush_interval=args.flush_interval,
+                             snapshot_interval=args.snapshot_interval,
                              progress=sys.stderr.isatty() and (args.until_end or args.max_messages is not None))
     summary = land(settings, feeds, options, stop)
     for topic in summary.skipped_topics:
@@ -70,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_reconciliation(storage: LakeStorage, feed_names: list[str] | None) -> int:
     catalog = FeedCatalog(storage)
-    feeds = [catalog.get(name) for name in feed_names] if feed_names else catalog.list(kind="stream")
+    feeds = [catalog.get(name) for name in feed_names] if feed_names else catalog.list()
     results = reconcile(storage, feeds)
     print(render(["feed", "consumed", "landed", "quarantined", "balanced"],
                  [[r.feed, r.consumed, r.landed, r.quarantined, "yes" if r.balanced else "NO"] for r in results]))

@@ -34,6 +34,7 @@ from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.records import MAX_VALUE_BYTES, BadRecord, decode_object, snake_case
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
+from lakehouse.table_landing import TableLander
 from lakehouse.tables import render
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class LandingOptions:
     max_buffered_records: int = 250_000  # all buffers together; keeps memory flat
     progress: bool = False  # tqdm bar on stderr (bounded runs)
     status_every: float = 30.0  # seconds between status lines (continuous runs)
+    snapshot_interval: float = 60.0  # table feeds: at most one new version per interval (continuous runs)
 
 
 @dataclass
@@ -81,7 +83,7 @@ class LandingSummary:
 # ---------------------------------------------------------------- choosing feeds
 def select_feeds(settings: Settings, storage: LakeStorage, feed_names: list[str] | None = None,
                  topics: list[str] | None = None) -> list[Feed]:
-    """The feeds to land: named ones, the feeds of Kafka topics, or every active stream feed."""
+    """The feeds to land: named ones, the feeds of Kafka topics, or every active feed."""
     catalog = FeedCatalog(storage)
     if topics:
         return [feed_for_topic(settings, catalog, topic) for topic in topics]
@@ -91,9 +93,9 @@ def select_feeds(settings: Settings, storage: LakeStorage, feed_names: list[str]
         if inactive:
             raise LakehouseError(f"feed(s) not active: {', '.join(inactive)}")
         return feeds
-    feeds = catalog.list(kind="stream", active_only=True)
+    feeds = catalog.list(active_only=True)
     if not feeds:
-        raise LakehouseError("no active stream feed in the catalog (run: python data_lake_config.py init)")
+        raise LakehouseError("no active feed in the catalog (run: python data_lake_config.py init)")
     return feeds
 
 
@@ -114,20 +116,42 @@ def feed_for_topic(settings: Settings, catalog: FeedCatalog, topic: str) -> Feed
     return catalog.add(feed)
 
 
-def land_table_feed(settings: Settings, feed: Feed) -> None:
-    """Hook for table feeds (changelog -> versioned snapshots); filled in by lakehouse.snapshots' owner."""
-    raise LakehouseError(f"landing table feed {feed.name}: not yet")
-
-
 def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
          stop: threading.Event | None = None) -> LandingSummary:
-    """Land the given feeds until the run's bound (or `stop`); returns what this run did."""
-    for feed in (f for f in feeds if f.kind == "table"):
-        land_table_feed(settings, feed)
+    """Land the given feeds until the run's bound (or `stop`); returns what this run did.
+
+    Stream feeds go through a consumer of the group; table feeds are materialized from their changelog
+    topics into versioned snapshots (lakehouse.table_landing), in a thread beside the streams.
+    """
+    stop = stop or threading.Event()
     streams = [f for f in feeds if f.kind == "stream"]
-    if not streams:
-        return LandingSummary()
-    return StreamLander(settings, streams, options, stop or threading.Event()).run()
+    tables = TableLander(settings, [f for f in feeds if f.kind == "table"], options.snapshot_interval,
+                         until_end=options.until_end or options.max_messages is not None, stop=stop)
+    table_run: dict[str, object] = {}
+
+    def run_tables() -> None:
+        try:
+            table_run["totals"] = tables.run()
+        except BaseException as exc:
+            table_run["error"] = exc
+            stop.set()  # a failing table lander stops the whole consumer, streams included
+
+    thread = threading.Thread(target=run_tables, name="table-landing", daemon=True)
+    thread.start()
+    try:
+        summary = StreamLander(settings, streams, options, stop).run() if streams else LandingSummary()
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        while thread.is_alive():
+            thread.join(0.2)  # polled, so SIGINT/SIGTERM still reach the main thread
+    if "error" in table_run:
+        raise table_run["error"]  # type: ignore[misc]
+    for name, totals in table_run.get("totals", {}).items():  # type: ignore[union-attr]
+        summary.feeds[name] = FeedTotals(consumed=totals.consumed, landed=totals.applied,
+                                         quarantined=totals.quarantined, files=totals.versions_written)
+    return summary
 
 
 # ---------------------------------------------------------------- decoding one feed
@@ -620,6 +644,11 @@ def reconcile(storage: LakeStorage, feeds: list[Feed]) -> list[Reconciliation]:
     """Per feed: records consumed (lake metadata) against rows in its files and in its quarantine."""
     results = []
     for feed in feeds:
+        if feed.kind == "table":
+            changelog = FeedMetadata(storage, feed.name).read().get("changelog", {})
+            results.append(Reconciliation(feed.name, changelog.get("records", 0), changelog.get("applied", 0),
+                                          changelog.get("quarantined", 0)))
+            continue
         states = FeedMetadata(storage, feed.name).partition_states()
         quarantine_dir = f"{layout.QUARANTINE}/{feed.name}"
         quarantined = sum(storage.parquet_row_count(f.path) for f in storage.walk_files(quarantine_dir)

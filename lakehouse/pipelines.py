@@ -178,6 +178,7 @@ def build_export(settings: Settings) -> Callable[[beam.Pipeline], object]:
 
 # ---------------------------------------------------------------- sync_warehouse
 SYNC_BATCH = 10_000
+SYNC_GIVE_UP_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,8 @@ class FinishSyncRun(beam.DoFn):
 
 def build_sync(settings: Settings) -> Callable[[beam.Pipeline], object]:
     feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).list(kind="table", active_only=True)
-    with open_warehouse(settings) as warehouse:
+    # A tick gives up early when MySQL is away: the next tick tries again.
+    with open_warehouse(settings, give_up_after=SYNC_GIVE_UP_S) as warehouse:
         ensure_schema(warehouse)
         snapshot = warehouse.run(lambda cursor: reserve_sync_run(cursor, "lake"))
 

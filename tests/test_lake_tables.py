@@ -1,0 +1,124 @@
+"""Table feeds in the lake consumer: changelog -> versioned snapshots (issue 3, tables)."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+from support import REPO, run_script
+
+from lakehouse import kafka_io
+from lakehouse.derive import table_key
+from lakehouse.settings import Settings
+
+FEED = "payment_method_totals"
+
+
+def _produce(settings: Settings, changes: list[tuple[str, dict | None]]) -> None:
+    topic = settings.topic(FEED)
+    kafka_io.ensure_topics(settings, {topic: True})
+    kafka_io.wait_until_readable(settings, [topic])
+    producer = kafka_io.producer(settings)
+    for method, value in changes:
+        producer.produce(topic, key=table_key(["payment_method"], (method,)),
+                         value=None if value is None else orjson.dumps(value))
+    assert producer.flush(30) == 0
+
+
+def _version_rows(lake: Path, version: int) -> dict[str, dict]:
+    table = pq.read_table(lake / f"tables/{FEED}/version=v{version}/part-00000.parquet")
+    return {row["payment_method"]: row for row in table.to_pylist()}
+
+
+def _versions(lake: Path) -> list[str]:
+    return sorted(p.name for p in (lake / f"tables/{FEED}").iterdir() if not p.name.startswith("."))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _totals(total: float, count: int) -> dict:
+    return {"TOTAL_AMOUNT_EUR": total, "TRANSACTION_COUNT": count, "AVG_AMOUNT_EUR": round(total / count, 4)}
+
+
+def test_changelog_updates_and_tombstones_become_versions(env: dict[str, str], settings_for: Settings,
+                                                          lake_root: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    _produce(settings_for, [("paypal", _totals(10.0, 1)), ("apple_pay", _totals(5.0, 1)),
+                            ("paypal", _totals(30.0, 2)), ("cash", _totals(1.0, 1)), ("cash", None)])
+    run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    assert _versions(lake_root) == ["version=v1"]
+    assert _version_rows(lake_root, 1) == {
+        "paypal": {"payment_method": "paypal", "total_amount_eur": 30.0, "transaction_count": 2,
+                   "avg_amount_eur": 15.0},
+        "apple_pay": {"payment_method": "apple_pay", "total_amount_eur": 5.0, "transaction_count": 1,
+                      "avg_amount_eur": 5.0},
+    }
+    first = lake_root / f"tables/{FEED}/version=v1/part-00000.parquet"
+    first_digest = _digest(first)
+
+    _produce(settings_for, [("apple_pay", None), ("paypal", _totals(45.0, 3))])
+    run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    assert _versions(lake_root) == ["version=v1", "version=v2"]
+    assert _version_rows(lake_root, 2) == {
+        "paypal": {"payment_method": "paypal", "total_amount_eur": 45.0, "transaction_count": 3,
+                   "avg_amount_eur": 15.0}}
+    assert _digest(first) == first_digest, "an earlier version was rewritten"
+
+    unchanged = run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    assert _versions(lake_root) == ["version=v1", "version=v2"], "a run with no change wrote a version"
+    metadata = orjson.loads((lake_root / f"_metadata/{FEED}/feed.json").read_bytes())
+    assert metadata["current_version"] == 2
+    assert "payment_method_totals" in unchanged.stdout
+    reconcile = run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--reconcile", env=env, check=True)
+    assert "yes" in reconcile.stdout.splitlines()[-1]
+
+
+def test_bad_changelog_records_are_quarantined_and_the_rest_lands(env: dict[str, str], settings_for: Settings,
+                                                                   lake_root: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    _produce(settings_for, [("paypal", _totals(10.0, 1))])
+    producer = kafka_io.producer(settings_for)
+    producer.produce(settings_for.topic(FEED), key=b'"debit_card"', value=b"{not json")
+    producer.produce(settings_for.topic(FEED), key=b'["paypal", "visa"]', value=b'{"TOTAL_AMOUNT_EUR": 1}')
+    assert producer.flush(30) == 0
+    run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    assert list(_version_rows(lake_root, 1)) == ["paypal"]
+    reasons = [reason for path in (lake_root / f"_quarantine/{FEED}").rglob("*.parquet")
+               for reason in pq.read_table(path).column("reason").to_pylist()]
+    assert sorted(reason.split(":")[0] for reason in reasons) == [
+        "key must be a single value for column payment_method", "value is not valid JSON"]
+
+
+def test_continuous_consumer_publishes_new_versions_and_stops_on_sigterm(env: dict[str, str],
+                                                                        settings_for: Settings,
+                                                                        lake_root: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    _produce(settings_for, [("paypal", _totals(10.0, 1))])
+    process = subprocess.Popen([sys.executable, "kafka_consumer_datalake.py", "--feeds", FEED,
+                                "--snapshot-interval", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _versions(lake_root) == ["version=v1"] if (lake_root / f"tables/{FEED}").exists()
+                  else False)
+        _produce(settings_for, [("paypal", _totals(20.0, 2))])
+        _wait_for(lambda: _versions(lake_root) == ["version=v1", "version=v2"])
+        assert _version_rows(lake_root, 2)["paypal"]["transaction_count"] == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
