@@ -62,11 +62,31 @@ kafka_java() {
        -cp "$KAFKA_HOME/libs/*" "$@"
 }
 
+kafka_answers() {
+  "$PYTHON" - "$KAFKA_PORT" "${1:-90}" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0})
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        admin.list_topics(timeout=2)
+        break
+    except Exception:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.5)
+PY
+}
+
 kafka_up() {
   if pid_alive "$KAFKA_HOME/kafka.pid"; then say "kafka already running (pid $(cat "$KAFKA_HOME/kafka.pid")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
-  for port in $KAFKA_PORT $CONTROLLER_PORT; do
-    port_open "$port" && die "port $port is taken by a process that is not this stack's Kafka; stop it or free the port"
-  done
+  if port_open "$KAFKA_PORT"; then
+    kafka_answers 5 || die "port $KAFKA_PORT is taken by a process that is not a Kafka broker; stop it or free the port"
+    say "a Kafka broker already answers on 127.0.0.1:$KAFKA_PORT and is not this checkout's; using it"
+    return 0
+  fi
+  port_open "$CONTROLLER_PORT" && die "port $CONTROLLER_PORT (KRaft controller) is taken by another process; free it"
   kafka_libs
   mkdir -p "$KAFKA_HOME/data"
   local config=$KAFKA_HOME/server.properties
@@ -82,20 +102,7 @@ kafka_up() {
   setsid java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$ROOT/stack/kafka/log4j2.properties" \
       -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$config" >"$LOGS/kafka.log" 2>&1 </dev/null &
   echo $! >"$KAFKA_HOME/kafka.pid"
-  "$PYTHON" - "$KAFKA_PORT" <<'PY' || { tail -n 30 "$LOGS/kafka.log" >&2; die "kafka did not answer a metadata request, see $LOGS/kafka.log"; }
-import sys, time
-from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0})
-deadline = time.monotonic() + 90
-while True:
-    try:
-        admin.list_topics(timeout=2)
-        break
-    except Exception:
-        if time.monotonic() > deadline:
-            sys.exit(1)
-        time.sleep(0.5)
-PY
+  kafka_answers 90 || { tail -n 30 "$LOGS/kafka.log" >&2; die "kafka did not answer a metadata request, see $LOGS/kafka.log"; }
   say "kafka ready on 127.0.0.1:$KAFKA_PORT"
 }
 
@@ -175,7 +182,7 @@ mkdir -p "$STACK" "$LOGS"
 case "${1:-}" in
   deps) deps ;;
   up)
-    if pid_alive "$KAFKA_HOME/kafka.pid" && { pid_alive "$MYSQL_HOME/mysql.pid" || port_open "$MYSQL_PORT_LOCAL"; }; then
+    if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && kafka_answers 5; then
       say "stack already up; nothing to do"; status; exit 0
     fi
     deps; kafka_up; mysql_up ;;
