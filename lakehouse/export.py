@@ -219,6 +219,9 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     topic = settings.topic(feed.topic)
     if not dry_run:
         recover_backfills(storage, feed.name)
+    day_dir = layout.stream_partition_dir(feed.name, day)
+    if feed.storage_mode == "ignore" and storage.list_dir(day_dir):
+        raise LakehouseError(f"stream {feed.name} has storage mode ignore: {day_dir} exists and is never rewritten")
     landed = FeedMetadata(storage, feed.name).offsets(topic)
     partitions = kafka_io.topic_partitions(settings, topic)
     if not partitions:
@@ -233,7 +236,6 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     schema = pa.unify_schemas([decoder.arrow_schema, lake_writer.LINEAGE])
     rebuilt = pa.concat_tables([lake_schema.conform(t, schema) for t in tables]) if tables else schema.empty_table()
     rebuilt = rebuilt.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
-    day_dir = layout.stream_partition_dir(feed.name, day)
     kept = [name for name in storage.list_dir(day_dir) if _landed_after(name, topic, landed)]
     result = DayBackfill(feed.name, day, rebuilt.num_rows, _rows_in(storage, day_dir), len(kept), bad,
                          sorted(set(partitions) - set(landed)))

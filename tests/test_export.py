@@ -254,3 +254,17 @@ def test_a_backfill_interrupted_mid_swap_is_repaired_by_the_next_one(
     export(env, "--stream", STREAM, "--date", START.isoformat())
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
     assert day_dir.is_dir() and not any(retired.parent.iterdir())
+
+
+def test_backfill_never_rewrites_a_day_of_an_ignore_mode_stream(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    produce_events(settings_for, seed=7, messages=500)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    run_script("manage_feeds.py", "update", STREAM, "--storage-mode", "ignore", env=env, check=True)
+    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, START)
+    before = {p.name: p.read_bytes() for p in day_dir.iterdir()}
+
+    refused = export(env, "--stream", STREAM, "--date", START.isoformat(), check=False)
+    assert refused.returncode == 2
+    assert "storage mode ignore" in refused.stderr and "never rewritten" in refused.stderr
+    assert {p.name: p.read_bytes() for p in day_dir.iterdir()} == before
