@@ -34,8 +34,8 @@ test: up
 demo: up
 	@$(PY) -m lakehouse.demo
 
-bench: up
-	@$(PY) -m bench.run
+bench: up  # make bench BENCH_ARGS="--quick --only warehouse,latency"
+	@$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	@$(PY) -m ruff check .

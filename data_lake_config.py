@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology."""
+"""Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology;
+print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, ksqldb
+from lakehouse import cli, ksqldb, status
 from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
@@ -18,6 +19,7 @@ EXAMPLES = """
   DATA_LAKE_ROOT=/srv/lake python data_lake_config.py init
   python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
   python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
+  python data_lake_config.py status                  # lake and warehouse contents, reconciliation, consumer lag
 """
 
 
@@ -29,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply = commands.add_parser("apply-ksql", help="apply the ksqlDB statements of ksql/*.sql in file-name order")
     apply.add_argument("--dir", default="ksql", help="folder of the .sql files (default: ksql)")
     commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
+    commands.add_parser("status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
+                                       "(exit 1 on a mismatch)")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -39,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return apply_ksql(settings, args.dir)
     if args.command == "discover":
         return discover(settings, catalog)
+    if args.command == "status":
+        return print_status(settings)
     return show(catalog)
 
 
@@ -70,6 +76,12 @@ def apply_ksql(settings: Settings, directory: str) -> int:
     print(render(["file", "statement", "ksqlDB says"], [[a.file, a.statement, a.outcome] for a in applied]))
     print(f"{len(applied)} statements applied")
     return 0
+
+
+def print_status(settings: Settings) -> int:
+    summary = status.collect(settings)
+    print(summary.render())
+    return 0 if summary.ok else 1
 
 
 def discover(settings: Settings, catalog: FeedCatalog) -> int:

@@ -14,9 +14,10 @@ produced. Kafka's own group offsets are never used. So:
   lost did land) the batch is dropped and the partitions are re-read from the stored offsets;
 * MySQL unreachable: the batch is retried with backoff, nothing moves, and it resumes by itself.
 
-A batch collapses to the last change per key (a table changelog only needs its latest state); a
-tombstone deletes the row. Bad records go to the lake's quarantine with their reason, durably, before
-the offsets that pass them are committed.
+A batch is validated at once per feed when it is flushed (Mapping.convert_batch: column-at-once, same
+outcomes as record by record), then collapses to the last valid change per key (a table changelog only
+needs its latest state); a tombstone deletes the row. Bad records go to the lake's quarantine with their
+reason, durably, before the offsets that pass them are committed.
 
 Rows written here carry snapshot_version 0 (STREAMING_VERSION) and today's snapshot_date (UTC):
 "the live state", as opposed to the numbered snapshots of sync_to_mysql.py.
@@ -81,7 +82,8 @@ class ConsumerSummary:
 class _PartitionBatch:
     """What one partition contributed to the open batch."""
 
-    changes: list[tuple[str, Key, object | None]] = field(default_factory=list)  # (feed, key, payload/None)
+    # (feed, key of a tombstone, decoded row of an upsert, the record): rows are validated at flush time
+    changes: list[tuple[str, Key | None, dict | None, Message]] = field(default_factory=list)
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     next_offset: int = 0
 
@@ -92,6 +94,12 @@ class _Fenced(Exception):
     def __init__(self, stored: dict[TopicPartitionKey, int | None]) -> None:
         super().__init__("stored offsets moved")
         self.stored = stored
+
+
+def _quarantined(feed_name: str, message: Message, reason: str) -> QuarantinedRecord:
+    return QuarantinedRecord(
+        feed=feed_name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
+        kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(), reason=reason)
 
 
 def _warn(text: str) -> None:
@@ -204,16 +212,10 @@ class WarehouseConsumer:
         feed, mapping = self.routes[message.topic()]
         try:
             raw_key, row = decode_table_record(message.key(), message.value(), feed.key_columns)
-            if row is None:
-                batch.changes.append((feed.name, mapping.key(raw_key), None))
-            else:
-                key, payload = mapping.convert(row)
-                batch.changes.append((feed.name, key, payload))
+            batch.changes.append((feed.name, mapping.key(raw_key), None, message) if row is None else
+                                 (feed.name, None, row, message))
         except BadRecord as exc:
-            batch.quarantined.append(QuarantinedRecord(
-                feed=feed.name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(),
-                reason=str(exc)))
+            batch.quarantined.append(_quarantined(feed.name, message, str(exc)))
 
     def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -231,13 +233,15 @@ class WarehouseConsumer:
         if not self._batch:
             return
         batch = self._batch
-        for part in batch.values():
-            for record in part.quarantined:
+        upserts, deletes, rejected = self._collapse(batch)
+        quarantined = 0
+        for tp, part in batch.items():
+            for record in sorted([*part.quarantined, *rejected.get(tp, [])], key=lambda r: r.offset):
                 self.quarantine.add(record)
+                quarantined += 1
         self.quarantine.flush()  # durable before the offsets that skip these records are committed
-        upserts, deletes = self._collapse(batch)
         for name, payloads in upserts.items():
-            self._mapping(name).prepare(self.warehouse, list(payloads.values()))
+            self._mapping(name).prepare(self.warehouse, payloads)  # type: ignore[arg-type]
         expected = {tp: self._stored.get(tp) for tp in batch}
         offsets = {tp: part.next_offset for tp, part in batch.items()}
         snapshot = Snapshot(STREAMING_VERSION, datetime.now(UTC).date())
@@ -247,7 +251,7 @@ class WarehouseConsumer:
             if any(stored.get(tp) != expected[tp] for tp in batch):
                 raise _Fenced(stored)
             deleted = sum(self._mapping(n).delete(cursor, keys) for n, keys in deletes.items() if keys)
-            written = sum(self._mapping(n).write(cursor, list(p.values()), snapshot) for n, p in upserts.items())
+            written = sum(self._mapping(n).write(cursor, p, snapshot) for n, p in upserts.items())  # type: ignore[misc]
             self._write_offsets(cursor, offsets)
             return written, deleted
 
@@ -261,20 +265,38 @@ class WarehouseConsumer:
         self.summary.batches += 1
         self.summary.upserted += written
         self.summary.deleted += deleted
-        self.summary.quarantined += sum(len(part.quarantined) for part in batch.values())
+        self.summary.quarantined += quarantined
 
     def _collapse(self, batch: dict[TopicPartitionKey, _PartitionBatch]
-                  ) -> tuple[dict[str, dict[Key, object]], dict[str, list[Key]]]:
-        """The last change per key and feed: upserts (key -> payload) and deletes (keys)."""
-        latest: dict[str, dict[Key, object | None]] = {}
+                  ) -> tuple[dict[str, object], dict[str, list[Key]], dict[TopicPartitionKey, list[QuarantinedRecord]]]:
+        """The last valid change per key and feed: upserts (payloads for write), deletes (keys), and the
+        records validation rejected (per partition)."""
+        rows: dict[str, list[dict]] = {}
         for part in batch.values():
-            for feed_name, key, payload in part.changes:
+            for feed_name, _key, row, _message in part.changes:
+                if row is not None:
+                    rows.setdefault(feed_name, []).append(row)
+        converted = {name: self._mapping(name).convert_batch(feed_rows) for name, feed_rows in rows.items()}
+        position = dict.fromkeys(converted, 0)
+        latest: dict[str, dict[Key, int | None]] = {}  # key -> index of its row in `converted` (None: delete)
+        rejected: dict[TopicPartitionKey, list[QuarantinedRecord]] = {}
+        for tp, part in batch.items():
+            for feed_name, key, row, message in part.changes:
+                index = None
+                if row is not None:
+                    index, result = position[feed_name], converted[feed_name]
+                    position[feed_name] += 1
+                    if index in result.reasons:
+                        rejected.setdefault(tp, []).append(_quarantined(feed_name, message, result.reasons[index]))
+                        continue
+                    key = result.keys[index]
                 per_feed = latest.setdefault(feed_name, {})
-                per_feed.pop(key, None)  # keep the order of the last change
-                per_feed[key] = payload
-        upserts = {name: {k: p for k, p in changes.items() if p is not None} for name, changes in latest.items()}
-        deletes = {name: [k for k, p in changes.items() if p is None] for name, changes in latest.items()}
-        return upserts, deletes
+                per_feed.pop(key, None)  # type: ignore[arg-type]  # keep the order of the last change
+                per_feed[key] = index  # type: ignore[index]
+        upserts = {name: converted[name].select([i for i in changes.values() if i is not None])
+                   for name, changes in latest.items() if name in converted}
+        deletes = {name: [k for k, i in changes.items() if i is None] for name, changes in latest.items()}
+        return upserts, deletes, rejected
 
     def _mapping(self, feed_name: str) -> Mapping:
         return next(mapping for feed, mapping in self.routes.values() if feed.name == feed_name)

@@ -2,6 +2,9 @@
 
 Each table feeds one fact table; its key points to a dimension, which is filled (or at least made to
 hold the key) in the same transaction before the facts, so the foreign keys always hold.
+
+A batch is validated column by column (values.Converter.column) into a TextTable; only the rows a
+column form cannot decide go through `convert` one by one, so outcomes equal row-by-row conversion.
 """
 
 from __future__ import annotations
@@ -9,11 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from mysql.connector.cursor import MySQLCursor
 
+from lakehouse.records import BadRecord
 from lakehouse.warehouse import upsert, values
-from lakehouse.warehouse.base import SNAPSHOT_COLUMNS, Key, Mapping, Snapshot
+from lakehouse.warehouse.base import SNAPSHOT_COLUMNS, Converted, Key, Mapping, Rows, Snapshot
+from lakehouse.warehouse.upsert import TextTable
 from lakehouse.warehouse.values import Converter
+
+# Python types a column of decoded rows may hold to be turned into one Arrow column (else: row by row).
+_ARROW_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64()}
 
 
 @dataclass(frozen=True)
@@ -29,16 +40,23 @@ class Dimension:
     table: str
     fields: tuple[Field, ...]
     key_only: bool = False
+    # ensure() writes every key it is given (merge: X locks; IGNORE on a duplicate: S lock), so those rows
+    # exist and cannot be deleted by anyone until the transaction ends.
+    locks_fact_keys = True
 
-    def ensure(self, cursor: MySQLCursor, rows: Sequence[tuple]) -> None:
+    def ensure(self, cursor: MySQLCursor, rows: TextTable) -> None:
+        """`rows`: this dimension's fields, key first, possibly several rows per key (the last one wins)."""
         key = self.fields[0].name
         if self.key_only:
-            upsert.insert_missing(cursor, self.table, [key], [(row[0],) for row in rows])
+            upsert.insert_missing(cursor, self.table, [key], pa.table({key: pc.unique(rows.column(0))}))
         else:
-            upsert.merge_rows(cursor, self.table, [key], [f.name for f in self.fields], rows)
+            upsert.merge_rows(cursor, self.table, [key], [f.name for f in self.fields], _last_per_key(rows))
 
     def fact_keys(self, cursor: MySQLCursor, keys: Sequence[Key], create: bool = True) -> list[Key | None]:
         return list(keys)
+
+    def fact_key_columns(self, cursor: MySQLCursor, keys: TextTable) -> list[pa.ChunkedArray]:
+        return keys.columns
 
 
 @dataclass(frozen=True)
@@ -48,17 +66,24 @@ class SurrogateDimension:
     table: str
     id_column: str
     fields: tuple[Field, ...]  # just the unique name
+    locks_fact_keys = False  # ids are looked up with a plain SELECT: the foreign key check stays
 
     @property
     def name_column(self) -> str:
         return self.fields[0].name
 
-    def ensure(self, cursor: MySQLCursor, rows: Sequence[tuple]) -> None:
-        self._ids(cursor, {row[0] for row in rows}, create=True)
+    def ensure(self, cursor: MySQLCursor, rows: TextTable) -> None:
+        self._ids(cursor, set(pc.unique(rows.column(0)).to_pylist()), create=True)
 
     def fact_keys(self, cursor: MySQLCursor, keys: Sequence[Key], create: bool = True) -> list[Key | None]:
         ids = self._ids(cursor, {key[0] for key in keys}, create)
         return [(str(ids[key[0]]),) if key[0] in ids else None for key in keys]
+
+    def fact_key_columns(self, cursor: MySQLCursor, keys: TextTable) -> list[pa.Array]:
+        names = keys.column(0)
+        ids = self._ids(cursor, set(pc.unique(names).to_pylist()), create=True)
+        positions = pc.index_in(names, value_set=pa.array(list(ids), pa.string()))
+        return [pa.array([str(ident) for ident in ids.values()], pa.string()).take(positions.combine_chunks())]
 
     def _ids(self, cursor: MySQLCursor, names: set[str], create: bool) -> dict[str, int]:
         known = self._lookup(cursor, names)
@@ -96,6 +121,8 @@ class StarMapping(Mapping):
         self._key_converters = [(f.name, f.convert) for f in keys]
         self._attribute_converters = [(f.name, f.convert) for f in dimension.fields[1:]]
         self._measure_converters = [(f.name, f.convert) for f in measures]
+        self._fields = (*keys, *dimension.fields[1:], *measures)  # what convert_batch turns into text columns
+        self._text_columns = [f.name for f in self._fields]
 
     def convert(self, row: dict) -> tuple[Key, object]:
         get = row.get  # hot path: runs once per record, so plain list comprehensions, no generators
@@ -104,24 +131,96 @@ class StarMapping(Mapping):
         measures = tuple([convert(name, get(name)) for name, convert in self._measure_converters])
         return key, (key, dimension_row, measures)
 
+    def convert_batch(self, rows: Rows) -> Converted:
+        count = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+        texts, unsure = [], np.zeros(count, dtype=bool)
+        for field in self._fields:
+            column = _arrow_column(rows, field.name)
+            text, field_unsure = field.convert.column(column) if column is not None else \
+                (pa.nulls(count, pa.string()), np.ones(count, dtype=bool))
+            texts.append(text)
+            unsure |= field_unsure
+        reasons = self._convert_one_by_one(rows, np.flatnonzero(unsure), texts)
+        table = pa.table(dict(zip(self._text_columns, texts, strict=True)))
+        keys: list[Key | None] = list(zip(*(table.column(f.name).to_pylist() for f in self.keys), strict=True))
+        for index in reasons:
+            keys[index] = None
+        return Converted(keys, reasons, lambda indices: table.take(pa.array(indices, pa.int64())))
+
     def key(self, raw_key: tuple) -> Key:
         return tuple(f.convert(f.name, value) for f, value in zip(self.keys, raw_key, strict=True))
 
-    def write(self, cursor: MySQLCursor, payloads: Sequence[object], snapshot: Snapshot) -> int:
-        if not payloads:
+    def write(self, cursor: MySQLCursor, payloads: Sequence[object] | TextTable, snapshot: Snapshot) -> int:
+        table = payloads if isinstance(payloads, pa.Table) else self._text_table(payloads)
+        if not table.num_rows:
             return 0
-        dimension_rows = {dim[0]: dim for _key, dim, _measures in payloads}  # type: ignore[misc]
-        self.dimension.ensure(cursor, list(dimension_rows.values()))
-        fact_keys = self.dimension.fact_keys(cursor, [key for key, _dim, _m in payloads])  # type: ignore[misc]
-        stamp = snapshot.values()
-        rows = [(*fact_key, *measures, *stamp)
-                for fact_key, (_key, _dim, measures) in zip(fact_keys, payloads, strict=True)]  # type: ignore[misc]
-        upsert.replace_rows(cursor, self.table, self.fact_columns, rows)
-        return len(rows)
+        dimension_key, *attributes = self.dimension.fields
+        self.dimension.ensure(cursor, pa.table({dimension_key.name: table.column(self.keys[0].name),
+                                                **{f.name: table.column(f.name) for f in attributes}}))
+        fact_keys = self.dimension.fact_key_columns(cursor, table.select(self.key_columns))
+        stamp = [upsert.constant(value, table.num_rows) for value in snapshot.values()]
+        measures = [table.column(f.name) for f in self.measures]
+        facts = pa.table(dict(zip(self.fact_columns, [*fact_keys, *measures, *stamp], strict=True)))
+        if self.dimension.locks_fact_keys:
+            # Every fact key's dimension row was written just above in this transaction and stays locked until
+            # it commits: the server's per-row foreign key lookup could only repeat that (about 8% of the load).
+            with upsert.foreign_key_checks_off(cursor):
+                upsert.replace_rows(cursor, self.table, self.fact_columns, facts)
+        else:
+            upsert.replace_rows(cursor, self.table, self.fact_columns, facts)
+        return table.num_rows
+
+    def _convert_one_by_one(self, rows: Rows, indices: np.ndarray, texts: list[pa.Array]) -> dict[int, str]:
+        """`convert` the rows no column form could decide: their text goes into `texts`; returns the bad ones."""
+        if not len(indices):
+            return {}
+        chosen = rows.take(pa.array(indices)).to_pylist() if isinstance(rows, pa.Table) else \
+            [rows[i] for i in indices]
+        reasons, converted = {}, []
+        for index, row in zip(indices.tolist(), chosen, strict=True):
+            try:
+                key, (_key, dimension_row, measures) = self.convert(row)  # type: ignore[misc]
+                converted.append((*key, *dimension_row[1:], *measures))
+            except BadRecord as exc:
+                reasons[index] = str(exc)
+                converted.append((None,) * len(texts))
+        mask = np.zeros(len(texts[0]), dtype=bool)
+        mask[indices] = True
+        for position, values_ in enumerate(zip(*converted, strict=True)):
+            texts[position] = pc.replace_with_mask(texts[position], pa.array(mask), pa.array(values_, pa.string()))
+        return reasons
+
+    def _text_table(self, payloads: Sequence[object]) -> TextTable:
+        """Payloads of `convert` as the TextTable `convert_batch` selects."""
+        return upsert.text_table(self._text_columns, [(*key, *dimension_row[1:], *measures)
+                                                      for key, dimension_row, measures in payloads])  # type: ignore[misc]
 
     def delete(self, cursor: MySQLCursor, keys: Sequence[Key]) -> int:
         fact_keys = [k for k in self.dimension.fact_keys(cursor, keys, create=False) if k is not None]
         return upsert.delete_keys(cursor, self.table, self.fact_key_columns, fact_keys)
+
+
+def _arrow_column(rows: Rows, name: str) -> pa.Array | None:
+    """The values of one column as an Arrow array; None when they mix types that would not survive as one."""
+    if isinstance(rows, pa.Table):
+        return rows.column(name).combine_chunks() if name in rows.column_names else pa.nulls(rows.num_rows)
+    column = [row.get(name) for row in rows]
+    kinds = set(map(type, column)) - {type(None)}
+    if not kinds:
+        return pa.nulls(len(column))
+    if len(kinds) > 1 or next(iter(kinds)) not in _ARROW_TYPES:
+        return None  # e.g. ints and floats, bools, objects: row by row, exactly as convert does
+    try:
+        return pa.array(column, _ARROW_TYPES[next(iter(kinds))])
+    except (pa.ArrowException, OverflowError, UnicodeEncodeError):
+        return None  # an integer beyond 64 bits, text that is not valid Unicode ...
+
+
+def _last_per_key(rows: TextTable) -> TextTable:
+    """One row per value of the first column: the last one, like a dict filled in order."""
+    positions = rows.append_column("_position", pa.array(np.arange(rows.num_rows)))
+    last = positions.group_by(rows.column_names[0], use_threads=False).aggregate([("_position", "max")])
+    return rows.take(last.column("_position_max"))
 
 
 _USER_ID = Field("user_id", values.identifier(128))

@@ -10,10 +10,11 @@ anywhere lands nothing. Rows that cannot be mapped are quarantined with their re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import orjson
+import pyarrow as pa
 from mysql.connector.cursor import MySQLCursor
 
 from lakehouse import kafka_io, ksqldb, snapshots
@@ -21,10 +22,9 @@ from lakehouse.catalog import Feed
 from lakehouse.changelog import materialize_topic
 from lakehouse.errors import LakehouseError
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
-from lakehouse.records import BadRecord
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
-from lakehouse.warehouse.base import Key, Mapping, Snapshot
+from lakehouse.warehouse.base import Converted, Mapping, Rows, Snapshot
 from lakehouse.warehouse.connection import open_warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
@@ -38,8 +38,9 @@ class TableLoad:
     feed: Feed
     mapping: Mapping
     origin: str  # where the rows came from, e.g. "lake v3"
-    payloads: dict[Key, object] = field(default_factory=dict)
-    quarantined: int = 0
+    row_count: int  # rows to land: one per key
+    quarantined: int
+    payloads: object  # the rows to land, as Converted.select gives them to Mapping.write
 
 
 @dataclass
@@ -52,7 +53,7 @@ class SyncResult:
 
     @property
     def row_count(self) -> int:
-        return sum(len(t.payloads) for t in self.tables)
+        return sum(t.row_count for t in self.tables)
 
 
 def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: int | None = None,
@@ -84,7 +85,7 @@ def _read(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWri
         lake_version = snapshots.current_version(storage, feed.name)
         if lake_version is None:
             return None
-        rows = snapshots.read_snapshot(storage, feed.name, lake_version).to_pylist()
+        rows: Rows = snapshots.read_snapshot(storage, feed.name, lake_version)  # validated column-wise, as is
         origin = f"lake v{lake_version}"
     elif source == "kafka":
         if not kafka_io.topic_partitions(settings, settings.topic(feed.topic)):
@@ -94,16 +95,18 @@ def _read(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWri
     else:
         rows = ksqldb.pull_table(settings, feed.ksql_name)
         origin = f"ksqlDB {feed.ksql_name}"
-    load = TableLoad(feed, mapping, origin)
-    for index, row in enumerate(rows):
-        try:
-            key, payload = mapping.convert(row)
-        except BadRecord as exc:
-            load.quarantined += 1
-            quarantine.add(_quarantined(settings, feed, index, row, f"sync from {origin}: {exc}"))
-            continue
-        load.payloads[key] = payload
-    return load
+    converted = mapping.convert_batch(rows)
+    for index, reason in converted.reasons.items():
+        row = rows.slice(index, 1).to_pylist()[0] if isinstance(rows, pa.Table) else rows[index]
+        quarantine.add(_quarantined(settings, feed, index, row, f"sync from {origin}: {reason}"))
+    landing = last_per_key(converted)
+    return TableLoad(feed, mapping, origin, row_count=len(landing), quarantined=len(converted.reasons),
+                     payloads=converted.select(landing))
+
+
+def last_per_key(converted: Converted) -> list[int]:
+    """The rows a snapshot lands: the last valid row of each key."""
+    return list({key: index for index, key in enumerate(converted.keys) if key is not None}.values())
 
 
 def _quarantined(settings: Settings, feed: Feed, index: int, row: dict, reason: str) -> QuarantinedRecord:
@@ -121,16 +124,16 @@ def _land(settings: Settings, loads: list[TableLoad], source: str, version: int 
     with open_warehouse(settings, give_up_after=GIVE_UP_AFTER_S) as warehouse:
         ensure_schema(warehouse)
         for load in loads:
-            load.mapping.prepare(warehouse, list(load.payloads.values()))  # DDL: before the transaction
+            load.mapping.prepare(warehouse, load.payloads)  # type: ignore[arg-type]  # DDL: before the transaction
 
         def work(cursor: MySQLCursor) -> int:
             number = version if version is not None else _next_version(cursor)
             snapshot = Snapshot(number, day)
             for load in loads:
                 load.mapping.clear(cursor)
-                load.mapping.write(cursor, list(load.payloads.values()), snapshot)
-            details = {load.feed.name: {"rows": len(load.payloads), "from": load.origin} for load in loads}
-            record_sync_run(cursor, snapshot, source, details, sum(len(x.payloads) for x in loads), started)
+                load.mapping.write(cursor, load.payloads, snapshot)  # type: ignore[arg-type]
+            details = {load.feed.name: {"rows": load.row_count, "from": load.origin} for load in loads}
+            record_sync_run(cursor, snapshot, source, details, sum(x.row_count for x in loads), started)
             return number
 
         number = warehouse.run(work)

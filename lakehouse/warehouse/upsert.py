@@ -1,5 +1,8 @@
 """The bulk write path: rows become a tab-separated file loaded with LOAD DATA LOCAL INFILE.
 
+Rows travel as a `TextTable` (an Arrow table of text columns, NULL = SQL NULL), so a file is made with a
+few column-at-once Arrow operations (escape, join fields, join lines) instead of Python code per row.
+
 * `replace_rows`: LOAD DATA ... REPLACE straight into the target. Used for fact and auto-mapped tables
   (nothing references them and a row always carries every column, so REPLACE is an upsert); InnoDB
   updates a row in place when the conflict is on the primary key, so this runs close to a plain load.
@@ -9,29 +12,34 @@
   overwrites a known one.
 
 All of them run inside the caller's transaction. Values arrive as text already validated by the
-mapping (or None for NULL); with LOCAL, the server turns data errors into warnings, so any warning
-fails the load instead of silently storing a mangled value.
+mapping (a TextTable, or rows of text / None for NULL); with LOCAL, the server turns data errors into
+warnings, so any warning fails the load instead of silently storing a mangled value.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from mysql.connector.cursor import MySQLCursor
 
 from lakehouse.errors import LakehouseError
 
 Row = Sequence[str | None]
+TextTable = pa.Table  # every column a string column, in the order of the target's column list
 DELETE_CHUNK = 1_000
 _DUPLICATE_KEY = 1062
-LOAD_CHUNK = 50_000  # rows per LOAD DATA statement of one bulk write
+LOAD_CHUNK = 100_000  # rows per LOAD DATA statement of one bulk write
 _NULL = "\\N"
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
-_SPECIAL = re.compile("[\\\\\t\n\r\0]")
+_SPECIAL = r"[\\\t\n\r\x00]"  # what LOAD DATA's default format escapes with a backslash
+_NO_TEXT = pa.scalar("", pa.string())
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))  # backslash first
 
 
 def quote(identifier: str) -> str:
@@ -43,21 +51,30 @@ def column_list(columns: Iterable[str]) -> str:
     return ", ".join(quote(column) for column in columns)
 
 
-def _line(row: Row) -> str:
-    fields = [_NULL if value is None else value for value in row]
-    if _SPECIAL.search("".join(fields)):  # rare: escape only rows that need it
-        fields = [_NULL if value is None else value.translate(_ESCAPES) for value in row]
-    return "\t".join(fields)
+def text_table(columns: Sequence[str], rows: Sequence[Row]) -> TextTable:
+    """Rows of text (None = NULL) as a TextTable."""
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pa.table({name: pa.array(column, pa.string()) for name, column in zip(columns, values, strict=True)})
 
 
-def write_tsv(path: str, rows: Iterable[Row]) -> int:
-    """LOAD DATA's default format: tab between fields, newline between rows, backslash escapes, \\N = NULL."""
-    count = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        for chunk in _chunks(rows, LOAD_CHUNK):
-            handle.write("\n".join(map(_line, chunk)) + "\n")
-            count += len(chunk)
-    return count
+def constant(value: str, rows: int) -> pa.Array:
+    """A text column holding `value` in every row (snapshot stamps)."""
+    return pa.repeat(pa.scalar(value, pa.string()), rows)
+
+
+def tsv(table: TextTable) -> pa.Buffer:
+    """LOAD DATA's default format: tab between fields, newline after each row, backslash escapes, \\N = NULL."""
+    fields = [pc.fill_null(_escaped(column.combine_chunks()), _NULL) for column in table.columns]
+    lines = pc.binary_join_element_wise(*fields, "\t")
+    lines = pc.binary_join_element_wise(lines, _NO_TEXT, "\n")  # "line" + "\n" + "": every line ends with \n
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return lines.buffers()[2][int(offsets[0]):int(offsets[-1])]
+
+
+def write_tsv(path: str, rows: TextTable) -> int:
+    with open(path, "wb") as handle:
+        handle.write(tsv(rows))
+    return rows.num_rows
 
 
 def load_file(cursor: MySQLCursor, path: str, table: str, columns: Sequence[str], mode: str = "") -> int:
@@ -70,35 +87,37 @@ def load_file(cursor: MySQLCursor, path: str, table: str, columns: Sequence[str]
     return affected
 
 
-def load_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: Sequence[Row],
+def load_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row],
               mode: str = "") -> int:
     """Load `rows` in chunks; the server loads one chunk while the next one is being serialized."""
-    if not rows:
+    if not isinstance(rows, pa.Table):
+        rows = text_table(columns, rows)
+    if not rows.num_rows:
         return 0
     with tempfile.TemporaryDirectory(prefix="lakehouse-load-") as folder, \
             ThreadPoolExecutor(max_workers=1) as loader:  # one worker: the loads stay in order, on one connection
         pending = []
-        for index, chunk in enumerate(_chunks(rows, LOAD_CHUNK)):
-            path = os.path.join(folder, f"{index:06d}.tsv")
-            write_tsv(path, chunk)
+        for start in range(0, rows.num_rows, LOAD_CHUNK):
+            path = os.path.join(folder, f"{start:012d}.tsv")
+            write_tsv(path, rows.slice(start, LOAD_CHUNK))
             pending.append(loader.submit(load_file, cursor, path, table, columns, mode))
             if any(future.done() and future.exception() for future in pending):
                 break  # a load failed: the transaction is lost anyway, stop serializing
         return sum(future.result() for future in pending)
 
 
-def replace_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+def replace_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row]) -> int:
     return load_rows(cursor, table, columns, rows, "REPLACE")
 
 
-def insert_missing(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+def insert_missing(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row]) -> int:
     return load_rows(cursor, table, columns, rows, "IGNORE")
 
 
 def merge_rows(cursor: MySQLCursor, table: str, key_columns: Sequence[str], columns: Sequence[str],
-               rows: Sequence[Row]) -> None:
+               rows: TextTable | Sequence[Row]) -> None:
     """Insert new keys, update the given attributes of existing ones (NULL keeps the stored value)."""
-    if not rows:
+    if not len(rows):
         return
     stage = f"_stage_{table}"
     # Temporary tables are private to the session and do not end the transaction (unlike other DDL).
@@ -110,6 +129,16 @@ def merge_rows(cursor: MySQLCursor, table: str, key_columns: Sequence[str], colu
     cursor.execute(f"INSERT INTO {quote(table)} ({column_list(columns)}) "
                    f"SELECT {column_list(columns)} FROM {quote(stage)} "
                    f"ON DUPLICATE KEY UPDATE {updates or _noop_update(key_columns[0], table)}")
+
+
+@contextmanager
+def foreign_key_checks_off(cursor: MySQLCursor) -> Iterator[None]:
+    """For loads whose references the caller has just guaranteed (and locked) itself, in this transaction."""
+    cursor.execute("SET SESSION foreign_key_checks = 0")
+    try:
+        yield
+    finally:
+        cursor.execute("SET SESSION foreign_key_checks = 1")
 
 
 def delete_keys(cursor: MySQLCursor, table: str, key_columns: Sequence[str], keys: Sequence[Sequence[object]]) -> int:
@@ -125,15 +154,12 @@ def delete_keys(cursor: MySQLCursor, table: str, key_columns: Sequence[str], key
     return deleted
 
 
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _escaped(column: pa.Array) -> pa.Array:
+    if not pc.any(pc.match_substring_regex(column, _SPECIAL)).as_py():  # the usual case: nothing to escape
+        return column
+    for special, escaped in _ESCAPES:
+        column = pc.replace_substring(column, special, escaped)
+    return column
 
 
 def _noop_update(column: str, table: str) -> str:

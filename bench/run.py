@@ -1,0 +1,217 @@
+"""Every benchmark in one command: one table of figures, each beside its ceiling measured in the same run.
+
+  python -m bench.run                      # everything, full sizes (takes a while); also: make bench
+  python -m bench.run --quick              # smaller sizes, for a quick look
+  python -m bench.run --only warehouse,latency
+
+Each bench module exposes run(settings, **sizes) -> dict; this runs them one after the other (they
+would otherwise compete for the same cores), turns their dicts into rows and writes everything, with
+the machine it ran on, to bench/results/latest.json (git-ignored). A bench that fails is reported in
+the table and the others still run; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mysql.connector
+import orjson
+
+from bench import bench_lake_consumer, bench_latency, bench_producer, bench_warehouse
+from lakehouse.settings import Settings, load_settings
+from lakehouse.tables import render
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "latest.json"
+
+
+@dataclass(frozen=True)
+class Row:
+    bench: str
+    figure: str
+    ours: float | None
+    ceiling: float | None
+    ratio: float | None  # ours relative to the ceiling (throughput: ours / ceiling; latency: ceiling / ours)
+    goal: str
+    met: bool | None  # None: no goal stated for this figure
+
+
+@dataclass(frozen=True)
+class Bench:
+    run: Callable[..., dict]
+    full: dict
+    quick: dict
+    rows: Callable[[dict], list[Row]]
+
+
+def _producer_rows(r: dict) -> list[Row]:
+    ratio = r["ratio"]
+    return [
+        Row("producer", "events/s, send loop, 1 producer (vs kcat -P)", r["ours_events_per_s"],
+            r["kcat_events_per_s"], ratio, ">= 100,000/s and ratio >= 0.5",
+            r["ours_events_per_s"] >= 100_000 and ratio >= 0.5),
+        Row("producer", "events/s, kafka_producer.py incl. generation", r["script_events_per_s"],
+            r["kcat_events_per_s"], round(r["script_events_per_s"] / r["kcat_events_per_s"], 3), "-", None),
+    ]
+
+
+def _lake_rows(r: dict) -> list[Row]:
+    return [
+        Row("lake_consumer", f"events/s, --until-end over {r['events']:,} (vs bare consume loop)",
+            r["lake_events_per_s"], r["bare_events_per_s"], r["ratio"], "ratio >= 0.5", r["ratio"] >= 0.5),
+        Row("lake_consumer", "peak RSS MB, 3x the events (vs 1x)", r["peak_rss_mb_3m"], r["peak_rss_mb_1m"],
+            round(r["peak_rss_mb_3m"] / r["peak_rss_mb_1m"], 3), "within 20 %", abs(r["rss_growth"]) <= 0.2),
+    ]
+
+
+def _warehouse_rows(r: dict) -> list[Row]:
+    """One row per variant the bench measured (ratio_<variant>_to_ceiling), validation included in each."""
+    ceiling = r["ceiling_load_data_rows_per_s"]
+    variants = [key[len("ratio_"):-len("_to_ceiling")] for key in r
+                if key.startswith("ratio_") and key.endswith("_to_ceiling")]
+    return [Row("warehouse", f"rows/s, {r['rows']:,} rows, {variant.replace('_', ' ')} (vs LOAD DATA)",
+                r[f"{variant}_rows_per_s"], ceiling, r[f"ratio_{variant}_to_ceiling"], "ratio >= 0.8",
+                r[f"ratio_{variant}_to_ceiling"] >= 0.8)
+            for variant in variants]
+
+
+def _latency_rows(r: dict) -> list[Row]:
+    flush = r["flush_interval_s"]
+    lake_goal = 1000 * (flush + 1)
+
+    def latency(figure: str, ours: float, kafka: float, goal: str = "-", met: bool | None = None) -> Row:
+        return Row("latency", figure, ours, kafka, round(kafka / ours, 3), goal, met)
+
+    return [
+        latency(f"ms produce -> lake file, median (--flush-interval {flush})", r["lake_median_ms"],
+                r["kafka_median_ms"]),
+        latency("ms produce -> lake file, p95", r["lake_p95_ms"], r["kafka_p95_ms"],
+                f"<= flush interval + 1 s ({lake_goal:.0f})", r["lake_p95_ms"] <= lake_goal),
+        latency("ms produce -> MySQL row, median", r["mysql_median_ms"], r["kafka_median_ms"]),
+        latency("ms produce -> MySQL row, p95", r["mysql_p95_ms"], r["kafka_p95_ms"]),
+    ]
+
+
+BENCHES = {
+    "producer": Bench(bench_producer.run, {}, {"events": 100_000}, _producer_rows),
+    "lake_consumer": Bench(bench_lake_consumer.run, {},
+                           {"events_first": 100_000, "events_second": 200_000}, _lake_rows),
+    "warehouse": Bench(bench_warehouse.run, {}, {"rows": 50_000}, _warehouse_rows),
+    "latency": Bench(bench_latency.run, {"probes": 40}, {"probes": 10}, _latency_rows),
+}
+
+
+def machine(settings: Settings) -> dict:
+    """What the figures were measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown")
+    memory_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
+                      if line.startswith("MemTotal:")), 0)
+    return {"nproc": os.cpu_count(), "memory_gb": round(memory_kb / 1024 ** 2, 1), "cpu": cpu,
+            "python": platform.python_version(), "mariadb": _mysql_version(settings),
+            "kafka": _kafka_version(), "kcat": _kcat_version()}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _mysql_version(settings: Settings) -> str:
+    try:
+        with mysql.connector.connect(**settings.mysql_params()) as conn:
+            cursor = conn.cursor()
+            cursor.execute("SELECT VERSION()")
+            return str(cursor.fetchone()[0])
+    except mysql.connector.Error:
+        return "unknown"
+
+
+def _kafka_version() -> str:
+    """The broker's version, from the jars the local stack runs (stack/stack.sh assembles them in .stack/)."""
+    jars = sorted((REPO / ".stack" / "kafka" / "libs").glob("kafka-server-[0-9]*.jar"))
+    return jars[-1].stem.removeprefix("kafka-server-") if jars else "unknown"
+
+
+def _kcat_version() -> str:
+    try:
+        output = subprocess.run(["kcat", "-V"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return next((line.split()[1] for line in output.splitlines() if line.startswith("Version ")), "unknown")
+
+
+def run_all(settings: Settings, names: list[str], quick: bool) -> dict:
+    results: dict[str, dict] = {}
+    rows: list[Row] = []
+    for name in names:
+        bench = BENCHES[name]
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            result = bench.run(settings, **(bench.quick if quick else bench.full))
+            rows += bench.rows(result)
+        except Exception as exc:  # one failing bench must not lose the others' figures
+            traceback.print_exc()
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+            rows.append(Row(name, f"FAILED: {result['error'][:100]}", None, None, None, "-", False))
+        result["seconds"] = round(time.monotonic() - started, 1)
+        results[name] = result
+        print(f"[bench] {name} done in {result['seconds']} s", file=sys.stderr, flush=True)
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
+            "machine": machine(settings), "results": results, "rows": [asdict(row) for row in rows]}
+
+
+def render_table(report: dict) -> str:
+    rows = [Row(**row) for row in report["rows"]]
+    body = render(["bench", "figure", "ours", "ceiling", "ratio", "goal", "met"],
+                  [[r.bench, r.figure, _number(r.ours), _number(r.ceiling), r.ratio, r.goal,
+                    "-" if r.met is None else "yes" if r.met else "NO"] for r in rows])
+    m = report["machine"]
+    return (f"{body}\n\n{report['date']}{' (quick sizes)' if report['quick'] else ''}: {m['nproc']} cores "
+            f"{m['cpu']}, {m['memory_gb']} GB, MariaDB {m['mariadb']}, Kafka {m['kafka']}, kcat {m['kcat']}")
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", type=_names, default=list(BENCHES),
+                        help=f"comma-separated benches to run: {', '.join(BENCHES)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (figures are indicative only)")
+    args = parser.parse_args(argv)
+    report = run_all(load_settings(), args.only, args.quick)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(render_table(report))
+    print(f"\nresults: {RESULTS.relative_to(REPO)}")
+    return 0 if all("error" not in result for result in report["results"].values()) else 1
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown bench {', '.join(unknown)}; known: {', '.join(BENCHES)}")
+    return names
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""The pipeline at a glance: what the lake and the warehouse hold, whether they agree, how far behind they are.
+
+Printed by `python data_lake_config.py status` and at the end of `make demo`. Every figure is read where it
+lives: Kafka's watermarks, the lake's files (Parquet footers and columns, pyarrow), the landed offsets of the
+lake metadata, MySQL's tables and its `kafka_offsets`. A missing piece (no topic yet, no warehouse tables yet,
+a service down) shows as n/a instead of failing the summary.
+
+Reconciliation lines:
+  * per stream feed: records in its topic = rows in the lake + quarantined + not landed yet (lake lag);
+  * per built-in table: the additive columns of the warehouse fact table = those of the lake's current
+    version, and those of the lake's version = the same totals recomputed from the raw events in the lake.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import mysql.connector
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from lakehouse import kafka_io, lake_writer, layout, snapshots
+from lakehouse.catalog import Feed, FeedCatalog
+from lakehouse.errors import LakehouseError
+from lakehouse.metadata import FeedMetadata
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+from lakehouse.tables import render
+from lakehouse.warehouse.connection import connect, describe
+from lakehouse.warehouse.consumer import default_group_id
+
+RAW_FEED = "transaction_stream"
+MONEY = pa.decimal128(38, 2)
+# The additive columns of each built-in table: their sums must agree in the warehouse, the lake and the raw events.
+ADDITIVE_COLUMNS = {
+    "user_transaction_summary": ("total_amount", "transaction_count"),
+    "user_transaction_summary_eur": ("total_amount_eur", "transaction_count"),
+    "payment_method_totals": ("total_amount_eur", "transaction_count"),
+    "product_purchase_counts": ("purchase_count", "total_quantity", "total_revenue"),
+}
+_MONEY_COLUMNS = {"total_amount", "total_amount_eur", "total_revenue"}
+Totals = dict[str, Decimal]  # "rows" and each additive column -> its sum
+
+
+# ---------------------------------------------------------------- the summary
+@dataclass
+class FeedStatus:
+    feed: Feed
+    parts: int  # date partitions (stream) or versions (table)
+    current_version: int | None
+    rows: int  # stream: every file; table: the current version
+    files: int
+    bytes: int
+    quarantined: int
+    topic_records: int | None  # sum of the topic's end offsets; None: no topic or Kafka unreachable
+    lake_lag: int | None  # records not landed yet (streams); None for tables (snapshots re-read the changelog)
+    warehouse_lag: int | None  # records the warehouse consumer has not committed (tables)
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    detail: str
+    ok: bool | None  # None: cannot be checked now (the detail says why)
+
+    @property
+    def verdict(self) -> str:
+        return "n/a" if self.ok is None else "OK" if self.ok else "MISMATCH"
+
+
+@dataclass
+class Status:
+    lake_root: str
+    warehouse: str
+    feeds: list[FeedStatus] = field(default_factory=list)
+    tables: list[tuple[str, int | str]] | None = None  # warehouse table -> rows ("n/a" if unreadable); None: no MySQL
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No reconciliation line disagrees (n/a lines do not count)."""
+        return all(check.ok is not False for check in self.checks)
+
+    def render(self) -> str:
+        parts = [f"Data lake {self.lake_root}", render(
+            ["feed", "kind", "partitions/versions", "rows", "files", "bytes", "quarantined", "in topic",
+             "lake lag", "warehouse lag"],
+            [[s.feed.name, s.feed.kind, _parts(s), s.rows, s.files, s.bytes, s.quarantined,
+              _na(s.topic_records), _na(s.lake_lag), _na(s.warehouse_lag) if s.feed.kind == "table" else "-"]
+             for s in self.feeds])]
+        parts.append(f"\nWarehouse {self.warehouse}")
+        parts.append(render(["table", "rows"], self.tables) if self.tables is not None else "n/a")
+        parts.append("\nReconciliation")
+        parts.append(render(["result", "check", "detail"], [[c.verdict, c.label, c.detail] for c in self.checks])
+                     if self.checks else "nothing to reconcile yet")
+        parts += [f"note: {note}" for note in self.notes]
+        return "\n".join(parts)
+
+
+def _parts(status: FeedStatus) -> str:
+    if status.feed.kind == "stream":
+        return f"{status.parts} days"
+    current = f", current v{status.current_version}" if status.current_version is not None else ""
+    return f"{status.parts} versions{current}"
+
+
+def _na(value: object) -> object:
+    return "n/a" if value is None else value
+
+
+def collect(settings: Settings) -> Status:
+    """Read the lake, Kafka and the warehouse and reconcile them; never raises for a missing piece."""
+    storage = LakeStorage(settings.data_lake_root)
+    status = Status(settings.data_lake_root, describe(settings))
+    feeds = sorted(FeedCatalog(storage).list(), key=lambda f: (f.kind != "stream", f.name))
+    if not feeds:
+        status.notes.append("the feed catalog is empty; run: python data_lake_config.py init")
+    with KafkaView(settings) as kafka, WarehouseView(settings) as warehouse:
+        status.notes += [note for note in (kafka.error, warehouse.error) if note]
+        status.tables = warehouse.table_counts()
+        stored = warehouse.stored_offsets(default_group_id(settings))
+        for feed in feeds:
+            status.feeds.append(_feed_status(settings, storage, feed, kafka, stored))
+        status.checks += [_stream_check(s) for s in status.feeds if s.feed.kind == "stream"]
+        status.checks += _table_checks(storage, feeds, warehouse)
+    return status
+
+
+# ---------------------------------------------------------------- Kafka
+class KafkaView:
+    """Watermarks of topics; every answer is None when the broker is unreachable."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.error: str | None = None
+        self.consumer: Consumer | None = None
+        try:
+            kafka_io.require_broker(settings, timeout=5.0)
+            # Only reads watermarks: never subscribes nor commits, so the group is never created.
+            self.consumer = kafka_io.consumer(settings, f"lakehouse-status-{uuid.uuid4().hex[:8]}")
+        except LakehouseError as exc:
+            self.error = f"Kafka: {exc}"
+
+    def __enter__(self) -> KafkaView:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]] | None:
+        """partition -> (low, high) of an existing topic, else None."""
+        if self.consumer is None:
+            return None
+        try:
+            partitions = kafka_io.topic_partitions(self.settings, topic)
+            return {p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0)
+                    for p in partitions} or None
+        except (KafkaException, LakehouseError):
+            return None
+
+
+def lag(watermarks: dict[int, tuple[int, int]], done: dict[int, int]) -> int:
+    """Records between what was processed (`done`: next offset per partition) and the end of each partition."""
+    return sum(max(0, high - max(done.get(partition, low), low)) for partition, (low, high) in watermarks.items())
+
+
+# ---------------------------------------------------------------- MySQL
+class WarehouseView:
+    """Read-only queries on the warehouse; None answers when MySQL or the table is not there."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.error: str | None = None
+        self.conn = None
+        try:
+            self.conn = connect(settings)
+        except LakehouseError as exc:
+            self.error = f"warehouse: {exc}"
+
+    def __enter__(self) -> WarehouseView:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple] | None:
+        if self.conn is None:
+            return None
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        except mysql.connector.Error:
+            return None  # e.g. the table does not exist yet
+        finally:
+            cursor.close()
+
+    def table_counts(self) -> list[tuple[str, int | str]] | None:
+        names = self._query("SELECT table_name FROM information_schema.tables "
+                            "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name")
+        if names is None:
+            return None
+        counts = []
+        for (name,) in names:
+            rows = self._query(f"SELECT COUNT(*) FROM `{name}`")  # names come from the server itself
+            counts.append((name, rows[0][0] if rows else "n/a"))
+        return counts
+
+    def stored_offsets(self, group: str) -> dict[tuple[str, int], int] | None:
+        rows = self._query("SELECT topic, `partition`, next_offset FROM kafka_offsets WHERE consumer_group = %s",
+                           (group,))
+        return None if rows is None else {(str(topic), int(p)): int(offset) for topic, p, offset in rows}
+
+    def totals(self, table: str, columns: tuple[str, ...]) -> Totals | None:
+        sums = ", ".join(f"COALESCE(SUM(`{column}`), 0)" for column in columns)
+        rows = self._query(f"SELECT COUNT(*), {sums} FROM `{table}`")
+        if not rows:
+            return None
+        return {name: Decimal(value) for name, value in zip(("rows", *columns), rows[0], strict=True)}
+
+
+# ---------------------------------------------------------------- the lake, per feed
+def _feed_status(settings: Settings, storage: LakeStorage, feed: Feed, kafka: KafkaView,
+                 stored: dict[tuple[str, int], int] | None) -> FeedStatus:
+    topic = settings.topic(feed.topic)
+    files = [f for f in storage.walk_files(feed.lake_dir) if f.path.endswith(".parquet")]
+    quarantined = _parquet_rows(storage, f"{layout.QUARANTINE}/{feed.name}")
+    watermarks = kafka.watermarks(topic)
+    topic_records = sum(high for _low, high in watermarks.values()) if watermarks else None
+    if feed.kind == "stream":
+        days = {layout.parse_partition_date(f.path) for f in files} - {None}
+        rows = sum(storage.parquet_row_count(f.path) for f in files)
+        lake_lag = lag(watermarks, FeedMetadata(storage, feed.name).offsets(topic)) if watermarks else None
+        return FeedStatus(feed, len(days), None, rows, len(files), sum(f.size for f in files), quarantined,
+                          topic_records, lake_lag, None)
+    current = snapshots.current_version(storage, feed.name)
+    rows = storage.parquet_row_count(layout.table_snapshot_file(feed.name, current)) if current else 0
+    warehouse_lag = None
+    if watermarks and stored is not None:
+        warehouse_lag = lag(watermarks, {p: offset for (t, p), offset in stored.items() if t == topic})
+    return FeedStatus(feed, len(snapshots.list_versions(storage, feed.name)), current, rows, len(files),
+                      sum(f.size for f in files), quarantined, topic_records, None, warehouse_lag)
+
+
+def _parquet_rows(storage: LakeStorage, folder: str) -> int:
+    return sum(storage.parquet_row_count(f.path) for f in storage.walk_files(folder) if f.path.endswith(".parquet"))
+
+
+# ---------------------------------------------------------------- reconciliation
+def _stream_check(status: FeedStatus) -> Check:
+    label = f"lake {status.feed.name}"
+    if status.topic_records is None or status.lake_lag is None:
+        return Check(label, "topic not found (or Kafka unreachable)", None)
+    accounted = status.rows + status.quarantined + status.lake_lag
+    detail = (f"records in topic {status.topic_records:,} {'=' if accounted == status.topic_records else '!='} "
+              f"rows {status.rows:,} + quarantined {status.quarantined:,} + not landed {status.lake_lag:,}")
+    return Check(label, detail, accounted == status.topic_records)
+
+
+def _table_checks(storage: LakeStorage, feeds: list[Feed], warehouse: WarehouseView) -> list[Check]:
+    tables = [f for f in feeds if f.kind == "table" and f.name in ADDITIVE_COLUMNS]
+    raw = _raw_event_totals(storage)
+    checks = []
+    for feed in tables:
+        columns = ADDITIVE_COLUMNS[feed.name]
+        version = snapshots.current_version(storage, feed.name)
+        lake = _lake_table_totals(storage, feed.name, version, columns) if version else None
+        lake_label = f"lake {feed.name} v{version}"
+        if feed.warehouse_table:
+            fact = warehouse.totals(feed.warehouse_table, columns)
+            checks.append(_compare(f"warehouse {feed.warehouse_table}", fact, lake_label, lake,
+                                   "warehouse table not readable" if fact is None else "no lake version yet"))
+        expected = raw(feed.name) if raw else None
+        checks.append(_compare(f"lake {feed.name}", lake, f"raw events in lake {RAW_FEED}", expected,
+                               "no lake version yet" if lake is None else f"no {RAW_FEED} rows in the lake"))
+    return checks
+
+
+def _compare(label: str, left: Totals | None, right_label: str, right: Totals | None, missing: str) -> Check:
+    if left is None or right is None:
+        return Check(label, missing, None)
+    shared = [name for name in left if name in right]
+    differing = [name for name in shared if left[name] != right[name]]
+    detail = f"= {right_label}: " + ", ".join(
+        f"{name} {_number(left[name])}" + (f" != {_number(right[name])}" if name in differing else "")
+        for name in shared)
+    return Check(label, detail, not differing)
+
+
+def _number(value: Decimal) -> str:
+    return f"{value:,.2f}" if value != value.to_integral_value() else f"{int(value):,}"
+
+
+def _lake_table_totals(storage: LakeStorage, feed: str, version: int, columns: tuple[str, ...]) -> Totals:
+    table = snapshots.read_snapshot(storage, feed, version)
+    totals: Totals = {"rows": Decimal(table.num_rows)}
+    for column in columns:
+        if column in table.column_names:
+            totals[column] = _sum(table.column(column), money=column in _MONEY_COLUMNS)
+    return totals
+
+
+def _sum(values: pa.ChunkedArray, money: bool) -> Decimal:
+    """Exact sums: money to the cent (a double of 2 decimals converts exactly), counts as integers."""
+    total = pc.sum(values.cast(MONEY) if money else values.cast(pa.int64())).as_py()
+    return Decimal(total if total is not None else 0)
+
+
+def _raw_event_totals(storage: LakeStorage) -> Callable[[str], Totals | None] | None:
+    """What each table's additive columns must sum to, recomputed from the raw events landed in the lake.
+
+    EUR money is not recomputed (it needs the per-event conversion); counts are. None: no raw rows yet.
+    """
+    files = [storage.full(path) for path in lake_writer.stream_files(storage, RAW_FEED)]
+    if not files:
+        return None
+    events = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(columns={
+        "transaction_type": ds.field("transaction_type"), "amount": ds.field("amount"),
+        "quantity": ds.field("product", "quantity")})
+    purchases = events.filter(pc.equal(events.column("transaction_type"), "purchase"))
+    count, amount = Decimal(events.num_rows), _sum(events.column("amount"), money=True)
+    expected: dict[str, Totals] = {
+        "user_transaction_summary": {"total_amount": amount, "transaction_count": count},
+        "user_transaction_summary_eur": {"transaction_count": count},
+        "payment_method_totals": {"transaction_count": count},
+        "product_purchase_counts": {
+            "purchase_count": Decimal(purchases.num_rows),
+            "total_quantity": _sum(purchases.column("quantity"), money=False),
+            "total_revenue": _sum(purchases.column("amount"), money=True)},
+    }
+    return expected.get

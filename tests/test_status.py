@@ -1,0 +1,74 @@
+"""`python data_lake_config.py status` and `python -m lakehouse.demo`: the summary, its reconciliation, n/a."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import mysql.connector
+from support import REPO, run_script
+
+from lakehouse.settings import Settings
+
+RECONCILIATION_LINES = 12  # 4 stream feeds + 4 tables x (warehouse vs lake, lake vs raw events)
+
+
+def run_demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lakehouse.demo", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def verdicts(output: str) -> list[str]:
+    section = output.split("\nReconciliation\n", 1)[1]
+    return re.findall(r"^(OK|MISMATCH|n/a)\s", section, flags=re.MULTILINE)
+
+
+def test_demo_runs_end_to_end_reconciles_and_reruns_additively(env: dict[str, str], settings_for: Settings) -> None:
+    first = run_demo(env, "--messages", "800", "--days", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    for command in ("data_lake_config.py init", "kafka_producer.py --derive", "kafka_consumer_datalake.py --until-end",
+                    "kafka_consumer_warehouse.py --until-end", "export_to_data_lake.py --all --source kafka",
+                    "sync_to_mysql.py", "data_retention.py --all --dry-run", "permissions_manager.py check"):
+        assert f"$ python {command}" in first.stdout
+    assert verdicts(first.stdout) == ["OK"] * RECONCILIATION_LINES
+    assert "records in topic 800 = rows 800 + quarantined 0 + not landed 0" in first.stdout
+
+    second = run_demo(env, "--messages", "800", "--days", "2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "--seed 2" in second.stdout  # a new seed: new transaction ids, not the same events again
+    assert "records in topic 1,600 = rows 1,600 + quarantined 0 + not landed 0" in second.stdout
+    assert verdicts(second.stdout) == ["OK"] * RECONCILIATION_LINES
+
+    # the warehouse drifting from the lake is reported, with a non-zero exit
+    with mysql.connector.connect(**settings_for.mysql_params()) as conn:
+        conn.cursor().execute("UPDATE fact_product_purchase_counts SET purchase_count = purchase_count + 1 LIMIT 1")
+        conn.commit()
+    # events produced but not landed yet count as lag, and the lake line still balances
+    run_script("kafka_producer.py", "--messages", "50", "--seed", "99", env=env, check=True)
+    status = run_script("data_lake_config.py", "status", env=env)
+    assert status.returncode == 1
+    assert re.search(r"^MISMATCH\s+warehouse fact_product_purchase_counts .*purchase_count [\d,]+ != ",
+                     status.stdout, flags=re.MULTILINE)
+    assert "records in topic 1,650 = rows 1,600 + quarantined 0 + not landed 50" in status.stdout
+    assert re.search(r"^transaction_stream\s+stream\s+\d+ days\s+1600\s.*\s1650\s+50\s+-$", status.stdout,
+                     flags=re.MULTILINE)
+    assert re.search(r"^dim_users\s+\d+$", status.stdout, flags=re.MULTILINE)
+
+
+def test_status_before_anything_ran_says_na_instead_of_failing(env: dict[str, str]) -> None:
+    empty = run_script("data_lake_config.py", "status", env=env)
+    assert empty.returncode == 0
+    assert "the feed catalog is empty; run: python data_lake_config.py init" in empty.stdout
+
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    fresh = run_script("data_lake_config.py", "status", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert verdicts(fresh.stdout) == ["n/a"] * RECONCILIATION_LINES
+    assert "topic not found" in fresh.stdout
+    assert "no lake version yet" in fresh.stdout
+
+    no_mysql = run_script("data_lake_config.py", "status", env={**env, "MYSQL_PORT": "1"})
+    assert no_mysql.returncode == 0, no_mysql.stderr
+    assert "note: warehouse: MySQL is not reachable at" in no_mysql.stdout
+    assert "Traceback" not in no_mysql.stderr
