@@ -89,22 +89,25 @@ def select_feeds(catalog: FeedCatalog, stream: str | None, table: str | None) ->
 
 
 # ---------------------------------------------------------------------- tables
-def table_rows(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWriter) -> list[dict]:
+def table_rows(settings: Settings, feed: Feed, source: str,
+               quarantine: QuarantineWriter) -> tuple[list[dict], dict[int, int] | None]:
+    """The table's rows, and how far its changelog was read (None from ksqlDB: a pull query has no offsets)."""
     if source == "ksqldb":
-        return ksqldb.pull_table(settings, feed.ksql_name)
-    return materialize_topic(settings, feed, quarantine).rows()
+        return ksqldb.pull_table(settings, feed.ksql_name), None
+    state = materialize_topic(settings, feed, quarantine)
+    return state.rows(), state.next_offsets
 
 
 def export_table(settings: Settings, storage: LakeStorage, feed: Feed, source: str,
                  dry_run: bool = False) -> TableExport:
     quarantine = QuarantineWriter(storage)
-    rows = table_rows(settings, feed, source, quarantine)
+    rows, offsets = table_rows(settings, feed, source, quarantine)
     bad = len(quarantine)
     if dry_run:
         version, changed = planned_version(storage, feed, rows)
         return TableExport(feed.name, source, len(rows), version, changed, bad)
     quarantine.flush()
-    result = write_snapshot(storage, feed, rows)
+    result = write_snapshot(storage, feed, rows, source_offsets=offsets)
     return TableExport(feed.name, source, result.row_count, result.version, result.written, bad)
 
 

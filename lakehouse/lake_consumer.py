@@ -604,7 +604,8 @@ class StreamLander:
         rate = (self.consumed - self.status_consumed) / (now - self.status_at)
         lag = 0
         for (topic, partition), progress in self.partitions.items():
-            _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=1.0)
+            # cached: the high watermark of the last fetch; asking the broker per partition stalls the loop
+            _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             lag += max(0, high - (progress.next_offset or 0))
         log.info("%.0f records/s, lag %d records, %d partitions", rate, lag, len(self.partitions))
         self.status_at, self.status_consumed = now, self.consumed

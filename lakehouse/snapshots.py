@@ -69,10 +69,12 @@ def content_hash(table: pa.Table) -> str:
 
 
 def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table,
-                   version: int | None = None) -> SnapshotResult:
+                   version: int | None = None, source_offsets: dict[int, int] | None = None) -> SnapshotResult:
     """Write `rows` as the next version (or `version`) unless the table is unchanged.
 
     Storage mode `ignore` never rewrites an existing version; `overwrite` replaces it atomically.
+    `source_offsets` (changelog partition -> next offset) records how far the topic the version reflects
+    was read; an unchanged table moves the current version's mark forward (for lag reporting).
     """
     table = rows if isinstance(rows, pa.Table) else rows_to_table(feed, rows)
     digest = content_hash(table)
@@ -83,6 +85,8 @@ def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table
 
     if version is None:
         if current is not None and _version_hash(storage, feed.name, current, known) == digest:
+            if source_offsets is not None:
+                metadata.update(lambda document: _mark_offsets(document, current, source_offsets))
             return SnapshotResult(current, False, table.num_rows)
         version = (existing[-1] if existing else 0) + 1
     elif version in existing and feed.storage_mode == "ignore":
@@ -95,9 +99,24 @@ def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table
             "rows": table.num_rows, "sha256": digest, "created_at": utc_now_iso()}
         document["current_version"] = max(version, document.get("current_version") or 0)
         document["row_count"] = table.num_rows
+        if source_offsets is not None:
+            _mark_offsets(document, version, source_offsets)
 
     metadata.update(record)
     return SnapshotResult(version, True, table.num_rows)
+
+
+def _mark_offsets(document: dict, version: int, source_offsets: dict[int, int]) -> None:
+    entry = document.setdefault("versions", {}).setdefault(str(version), {})
+    entry["source_offsets"] = {str(partition): offset for partition, offset in sorted(source_offsets.items())}
+
+
+def source_offsets(storage: LakeStorage, feed_name: str) -> dict[int, int] | None:
+    """How far the changelog was read for the current version (None when not recorded)."""
+    version = current_version(storage, feed_name)
+    entry = FeedMetadata(storage, feed_name).read().get("versions", {}).get(str(version), {})
+    offsets = entry.get("source_offsets")
+    return None if offsets is None else {int(partition): int(offset) for partition, offset in offsets.items()}
 
 
 def _version_hash(storage: LakeStorage, feed_name: str, version: int, known: dict) -> str:

@@ -58,7 +58,7 @@ class FeedStatus:
     bytes: int
     quarantined: int
     topic_records: int | None  # sum of the topic's end offsets; None: no topic or Kafka unreachable
-    lake_lag: int | None  # records not landed yet (streams); None for tables (snapshots re-read the changelog)
+    lake_lag: int | None  # records not landed yet (streams) / not in the current version yet (tables)
     warehouse_lag: int | None  # records the warehouse consumer has not committed (tables)
 
 
@@ -242,11 +242,13 @@ def _feed_status(settings: Settings, storage: LakeStorage, feed: Feed, kafka: Ka
                           topic_records, lake_lag, None)
     current = snapshots.current_version(storage, feed.name)
     rows = storage.parquet_row_count(layout.table_snapshot_file(feed.name, current)) if current else 0
+    read_to = snapshots.source_offsets(storage, feed.name)
+    lake_lag = lag(watermarks, read_to) if watermarks and read_to is not None else None
     warehouse_lag = None
     if watermarks and stored is not None:
         warehouse_lag = lag(watermarks, {p: offset for (t, p), offset in stored.items() if t == topic})
     return FeedStatus(feed, len(snapshots.list_versions(storage, feed.name)), current, rows, len(files),
-                      sum(f.size for f in files), quarantined, topic_records, None, warehouse_lag)
+                      sum(f.size for f in files), quarantined, topic_records, lake_lag, warehouse_lag)
 
 
 def _parquet_rows(storage: LakeStorage, folder: str) -> int:

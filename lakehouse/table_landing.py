@@ -81,7 +81,7 @@ class TableLander:
             totals.applied, totals.quarantined = state.applied, state.quarantined
             totals.consumed = state.applied + state.quarantined
             if state.changed or current_version(self.storage, feed.name) is None:
-                result = write_snapshot(self.storage, feed, state.rows())
+                result = write_snapshot(self.storage, feed, state.rows(), source_offsets=state.next_offsets)
                 state.changed = False
                 self._record(feed, result, totals)
 

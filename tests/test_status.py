@@ -54,6 +54,8 @@ def test_demo_runs_end_to_end_reconciles_and_reruns_additively(env: dict[str, st
     assert re.search(r"^transaction_stream\s+stream\s+\d+ days\s+1600\s.*\s1650\s+50\s+-$", status.stdout,
                      flags=re.MULTILINE)
     assert re.search(r"^dim_users\s+\d+$", status.stdout, flags=re.MULTILINE)
+    # the table versions reflect their changelogs up to the end: no lake lag, no warehouse lag
+    assert re.search(r"^payment_method_totals\s+table\s.*\s0\s+0$", status.stdout, flags=re.MULTILINE)
 
 
 def test_status_before_anything_ran_says_na_instead_of_failing(env: dict[str, str]) -> None:
