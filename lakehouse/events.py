@@ -60,11 +60,6 @@ def default_start(days: int, today: date | None = None) -> date:
     return (today or datetime.now(UTC).date()) - timedelta(days=days)
 
 
-def format_timestamp(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds, e.g. 2026-11-26T14:03:07.123Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -147,7 +142,7 @@ def _uuid4(bits: int) -> str:
 
 
 def _format_epoch_ms(epoch_ms: int, day_prefix: dict[int, str]) -> str:
-    """format_timestamp for epoch milliseconds, with the date part cached per day (hot loop)."""
+    """ISO-8601 UTC with milliseconds (2026-11-26T14:03:07.123Z), the date part cached per day (hot loop)."""
     day, ms_of_day = divmod(epoch_ms, 86_400_000)
     prefix = day_prefix.get(day)
     if prefix is None:

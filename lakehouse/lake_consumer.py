@@ -72,7 +72,6 @@ class FeedTotals:
 class LandingSummary:
     feeds: dict[str, FeedTotals] = field(default_factory=dict)
     skipped_topics: list[str] = field(default_factory=list)
-    checkpoints: int = 0
 
     def render(self) -> str:
         return render(["feed", "consumed", "landed", "quarantined", "kafka time used", "files"],
@@ -523,7 +522,6 @@ class StreamLander:
             progress.start_offset = progress.next_offset
         self.buffers.clear()
         self.pending_since = None
-        self.summary.checkpoints += 1
         for feed in {p.feed.name: p.feed for p in landed.values()}.values():
             self._record_feed_totals(feed)
         self._commit_kafka([TopicPartition(p.topic, p.partition, p.next_offset) for p in landed.values()])

@@ -50,12 +50,6 @@ class FeedMetadata:
                 result[partition] = int(entry["next_offset"])
         return result
 
-    def save_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
-        stamp = utc_now_iso()
-        for partition, next_offset in next_offsets.items():
-            entry = {"topic": topic, "partition": partition, "next_offset": next_offset, "updated_at": stamp}
-            self.storage.write_bytes(layout.offsets_file(self.feed, topic, partition), orjson.dumps(entry))
-
     def partition_state(self, topic: str, partition: int) -> dict | None:
         """The offsets file of one partition, with any counts its owner keeps there (None if never landed)."""
         path = layout.offsets_file(self.feed, topic, partition)
@@ -64,7 +58,7 @@ class FeedMetadata:
     def save_partition_state(self, topic: str, partition: int, next_offset: int, counts: dict[str, int]) -> None:
         """Next offset and cumulative counts of one partition in one atomic write, so they never disagree.
 
-        Same file as save_offsets (offsets() still reads it); only the partition's owner writes it.
+        offsets() reads the same file; only the partition's owner writes it.
         """
         entry = {**counts, "topic": topic, "partition": partition, "next_offset": next_offset,
                  "updated_at": utc_now_iso()}
@@ -75,8 +69,3 @@ class FeedMetadata:
         folder = layout.offsets_dir(self.feed)
         return [orjson.loads(self.storage.read_bytes(f"{folder}/{name}"))
                 for name in self.storage.list_dir(folder) if name.endswith(".json")]
-
-    def reset_offsets(self, topic: str) -> None:
-        """Forget landed offsets of `topic` (the topic was recreated)."""
-        for partition in self.offsets(topic):
-            self.storage.delete_file(layout.offsets_file(self.feed, topic, partition))

@@ -93,9 +93,6 @@ class Backoff:
         self._next = self.initial if not self._next else min(self._next * self.factor, self.maximum)
         return self._next
 
-    def reset(self) -> None:
-        self._next = 0.0
-
 
 def _never() -> bool:
     return False
