@@ -565,16 +565,20 @@ class StreamLander:
         log.info("assigned %s", _describe(assigned))
 
     def _start_offsets(self, assigned: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        """Where each partition resumes: the lake's landed offset, else Kafka's committed one, else the start."""
+        """Where each partition resumes: the lake's landed offset, else the partition's first offset.
+
+        Kafka's committed offsets are not consulted: they may belong to another lake (a new or wiped lake
+        root read by the same group), and resuming from them would skip records this lake never landed.
+        """
         starts = {}
         for topic in {tp.topic for tp in assigned}:
             for partition, offset in self.decoders[topic].metadata.offsets(topic).items():
                 starts[(topic, partition)] = offset
-        unknown = [TopicPartition(tp.topic, tp.partition) for tp in assigned if (tp.topic, tp.partition) not in starts]
-        if unknown:
-            for tp in self.consumer.committed(unknown, timeout=kafka_io.CONNECT_TIMEOUT_S):
-                low, _high = self.consumer.get_watermark_offsets(tp, timeout=kafka_io.CONNECT_TIMEOUT_S)
-                starts[(tp.topic, tp.partition)] = max(tp.offset, low)
+        for tp in assigned:
+            if (tp.topic, tp.partition) not in starts:
+                low, _high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                                 timeout=kafka_io.CONNECT_TIMEOUT_S)
+                starts[(tp.topic, tp.partition)] = low
         return starts
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:

@@ -286,3 +286,19 @@ def test_catalog_metadata_shows_counts_and_offsets(env, settings_for) -> None:
     offsets = FeedMetadata(storage, FEED).offsets(settings_for.topic(FEED))
     assert sum(offsets.values()) == 1200 and len(offsets) == 6
     assert document["updated_at"]
+
+
+def test_a_new_lake_read_by_an_existing_group_lands_every_record(env: dict[str, str], settings_for: Settings,
+                                                                 tmp_path: Path) -> None:
+    """Kafka's committed offsets belong to whichever lake the group fed before; a new lake starts from the start."""
+    init_lake(settings_for)
+    generated = produce_events(settings_for, 800)
+    group = unique("shared_group")
+    run_script(SCRIPT, "--feeds", FEED, "--group-id", group, "--until-end", env=env, check=True)
+
+    other_lake = tmp_path / "other_lake"
+    other_env = {**env, "DATA_LAKE_ROOT": str(other_lake)}
+    run_script("data_lake_config.py", "init", env=other_env, check=True)
+    run_script(SCRIPT, "--feeds", FEED, "--group-id", group, "--until-end", env=other_env, check=True)
+    ids = [row[0] for row in query(f"SELECT transaction_id FROM read_parquet('{feed_glob(other_lake)}')")]
+    assert sorted(ids) == sorted(e["transaction_id"] for e in generated)
