@@ -569,16 +569,23 @@ class StreamLander:
 
         Kafka's committed offsets are not consulted: they may belong to another lake (a new or wiped lake
         root read by the same group), and resuming from them would skip records this lake never landed.
+        A landed offset beyond the partition's end means the topic was recreated: its new records would
+        reuse landed file names, so the consumer stops and says so rather than overwrite or skip.
         """
-        starts = {}
+        landed = {}
         for topic in {tp.topic for tp in assigned}:
             for partition, offset in self.decoders[topic].metadata.offsets(topic).items():
-                starts[(topic, partition)] = offset
+                landed[(topic, partition)] = offset
+        starts = {}
         for tp in assigned:
-            if (tp.topic, tp.partition) not in starts:
-                low, _high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                                 timeout=kafka_io.CONNECT_TIMEOUT_S)
-                starts[(tp.topic, tp.partition)] = low
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                            timeout=kafka_io.CONNECT_TIMEOUT_S)
+            start = landed.get((tp.topic, tp.partition), low)
+            if start > high:
+                raise LakehouseError(
+                    f"{tp.topic}[{tp.partition}] ends at offset {high} but the lake landed it up to {start}: the "
+                    f"topic was recreated; land it as a new feed (manage_feeds.py add) or archive this one")
+            starts[(tp.topic, tp.partition)] = start
         return starts
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:

@@ -302,3 +302,25 @@ def test_a_new_lake_read_by_an_existing_group_lands_every_record(env: dict[str, 
     run_script(SCRIPT, "--feeds", FEED, "--group-id", group, "--until-end", env=other_env, check=True)
     ids = [row[0] for row in query(f"SELECT transaction_id FROM read_parquet('{feed_glob(other_lake)}')")]
     assert sorted(ids) == sorted(e["transaction_id"] for e in generated)
+
+
+def test_a_recreated_topic_is_refused_instead_of_overwriting_or_skipping(env: dict[str, str],
+                                                                        settings_for: Settings) -> None:
+    storage = init_lake(settings_for)
+    produce_events(settings_for, 300)
+    run_script(SCRIPT, "--feeds", FEED, "--until-end", env=env, check=True)
+    files_before = {f.path: f.size for f in storage.walk_files(f"streams/{FEED}")}
+
+    topic = settings_for.topic(FEED)
+    admin = kafka_io.admin_client(settings_for)  # kept alive until the deletion is confirmed
+    admin.delete_topics([topic])[topic].result()
+    deadline = time.monotonic() + 60
+    while kafka_io.topic_partitions(settings_for, topic):
+        assert time.monotonic() < deadline, "the topic was never deleted"
+        time.sleep(0.2)
+    produce_events(settings_for, 20, seed=8)
+
+    result = run_script(SCRIPT, "--feeds", FEED, "--until-end", env=env)
+    assert result.returncode == 2
+    assert "the topic was recreated" in result.stderr and "Traceback" not in result.stderr
+    assert {f.path: f.size for f in storage.walk_files(f"streams/{FEED}")} == files_before
