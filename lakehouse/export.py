@@ -27,14 +27,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata
 from lakehouse.quarantine import QuarantineWriter
 from lakehouse.settings import Settings
-from lakehouse.snapshots import (
-    content_hash,
-    current_version,
-    list_versions,
-    read_snapshot,
-    rows_to_table,
-    write_snapshot,
-)
+from lakehouse.snapshots import content_hash, planned_version, rows_to_table, write_snapshot
 from lakehouse.storage import LakeStorage
 
 SOURCES = ("ksqldb", "kafka")
@@ -104,23 +97,11 @@ def export_table(settings: Settings, storage: LakeStorage, feed: Feed, source: s
     rows, offsets = table_rows(settings, feed, source, quarantine)
     bad = len(quarantine)
     if dry_run:
-        version, changed = planned_version(storage, feed, rows)
+        version, changed = planned_version(storage, feed.name, content_hash(rows_to_table(feed, rows)))
         return TableExport(feed.name, source, len(rows), version, changed, bad)
     quarantine.flush()
     result = write_snapshot(storage, feed, rows, source_offsets=offsets)
     return TableExport(feed.name, source, result.row_count, result.version, result.written, bad)
-
-
-def planned_version(storage: LakeStorage, feed: Feed, rows: list[dict]) -> tuple[int, bool]:
-    """(version, changed) that write_snapshot would give `rows`, computed without writing anything."""
-    current = current_version(storage, feed.name)
-    if current is not None:
-        recorded = FeedMetadata(storage, feed.name).read().get("versions", {}).get(str(current), {})
-        current_hash = recorded.get("sha256") or content_hash(read_snapshot(storage, feed.name, current))
-        if current_hash == content_hash(rows_to_table(feed, rows)):
-            return current, False
-    existing = list_versions(storage, feed.name)
-    return (existing[-1] if existing else 0) + 1, True
 
 
 # ---------------------------------------------------------------------- streams: the lake consumer, bounded

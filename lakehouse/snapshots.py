@@ -79,16 +79,14 @@ def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table
     table = rows if isinstance(rows, pa.Table) else rows_to_table(feed, rows)
     digest = content_hash(table)
     metadata = FeedMetadata(storage, feed.name)
-    current = current_version(storage, feed.name)
-    known = metadata.read().get("versions", {})
     existing = list_versions(storage, feed.name)
 
     if version is None:
-        if current is not None and _version_hash(storage, feed.name, current, known) == digest:
+        version, changed = planned_version(storage, feed.name, digest)
+        if not changed:
             if source_offsets is not None:
-                metadata.update(lambda document: _mark_offsets(document, current, source_offsets))
-            return SnapshotResult(current, False, table.num_rows)
-        version = (existing[-1] if existing else 0) + 1
+                metadata.update(lambda document: _mark_offsets(document, version, source_offsets))
+            return SnapshotResult(version, False, table.num_rows)
     elif version in existing and feed.storage_mode == "ignore":
         return SnapshotResult(version, False, table.num_rows)
 
@@ -104,6 +102,17 @@ def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table
 
     metadata.update(record)
     return SnapshotResult(version, True, table.num_rows)
+
+
+def planned_version(storage: LakeStorage, feed_name: str, digest: str) -> tuple[int, bool]:
+    """(version, changed) for content with hash `digest`: the current version when equal, else the next one."""
+    current = current_version(storage, feed_name)
+    if current is not None:
+        known = FeedMetadata(storage, feed_name).read().get("versions", {})
+        if _version_hash(storage, feed_name, current, known) == digest:
+            return current, False
+    existing = list_versions(storage, feed_name)
+    return (existing[-1] if existing else 0) + 1, True
 
 
 def _mark_offsets(document: dict, version: int, source_offsets: dict[int, int]) -> None:
