@@ -4,15 +4,18 @@
 
 Ours = the production path, validation included, timed from decoded rows to the commit:
 Mapping.convert_batch (column-at-once validation; what sync_to_mysql.py and the warehouse consumer run),
-the last valid row per key (sync.last_per_key), then StarMapping.write (dim_users merge, then the fact
-rows serialized by Arrow and loaded with LOAD DATA ... REPLACE while the next chunk is serialized), one
-transaction, committed. N user_transaction_summary rows, in these variants:
+the last valid row per key (sync.last_per_key), then StarMapping.write (the fact rows serialized by Arrow
+in the background while dim_users is merged, then loaded with LOAD DATA ... REPLACE), one transaction,
+committed. N user_transaction_summary rows, in these variants:
   * new keys: into empty tables, rows as decoded records (dicts: the consumer, sync --source kafka/ksqldb);
   * updates: new values for the same keys, every row an update, rows as decoded records;
   * updates from the lake: the same, rows as the lake snapshot's Arrow table (sync's default source);
   * sync run: the same, plus the fact table cleared first in the transaction (what a sync run does).
-Ceiling: LOAD DATA LOCAL INFILE of the same fact rows, already in a file, into an empty copy of the fact
-table (no foreign key, nothing else in the transaction). Ratio = our rows/s / ceiling rows/s.
+Ceiling: LOAD DATA LOCAL INFILE of the same fact rows, already in a file (snapshot stamps set by the
+statement, as ours does), into an empty copy of the fact table (no foreign key, nothing else in the
+transaction). Ratio = our rows/s / ceiling rows/s.
+Server floor for updates: the same raw LOAD DATA ... REPLACE of new values for those keys into that copy,
+no client work, no dimension: what the server alone needs when every row is an update.
 Headline: updates with validation (decoded records), the slowest production variant.
 """
 
@@ -34,7 +37,7 @@ from lakehouse.catalog import builtin_feeds
 from lakehouse.events import TRANSACTION_TYPES
 from lakehouse.settings import Settings, load_settings
 from lakehouse.warehouse import upsert
-from lakehouse.warehouse.base import SNAPSHOT_COLUMNS, Rows, Snapshot
+from lakehouse.warehouse.base import Rows, Snapshot
 from lakehouse.warehouse.connection import open_warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
@@ -82,26 +85,28 @@ def _our_path(settings: Settings, rows: Rows, clear: bool = False) -> tuple[floa
     return validated - started, time.perf_counter() - started
 
 
-def _ceiling(settings: Settings, rows: list[dict]) -> float:
-    mapping = mapping_for(next(f for f in builtin_feeds() if f.name == FEED))
-    texts = mapping.convert_batch(rows).select(range(len(rows)))
-    facts = texts.select([*mapping.key_columns, *(f.name for f in mapping.measures)])
-    for name, value in zip(SNAPSHOT_COLUMNS, Snapshot(1, datetime.now(UTC).date()).values(), strict=True):
-        facts = facts.append_column(name, upsert.constant(value, facts.num_rows))
-    handle, path = tempfile.mkstemp(suffix=".tsv")
-    os.close(handle)
-    try:
-        upsert.write_tsv(path, facts)
-        with open_warehouse(settings) as warehouse:
-            def load(cursor: MySQLCursor) -> float:
-                cursor.execute("CREATE TABLE ceiling LIKE fact_user_transaction_summary")
-                started = time.perf_counter()
-                upsert.load_file(cursor, path, "ceiling", mapping.fact_columns)
-                cursor.execute("COMMIT")
-                return time.perf_counter() - started
-            return warehouse.run(load, transactional=False)
-    finally:
-        os.unlink(path)
+def _raw_loads(settings: Settings, rows: list[dict], other_rows: list[dict]) -> tuple[float, float]:
+    """Seconds of (the ceiling, the server's update floor): LOAD DATA of `rows`' facts, already in a file, into an
+    empty copy of the fact table; then the same for `other_rows` (same keys, new values) with REPLACE into that
+    copy, i.e. every row an update with no client work at all."""
+    with tempfile.TemporaryDirectory(prefix="bench-warehouse-") as folder, open_warehouse(settings) as warehouse:
+        mapping = mapping_for(next(f for f in builtin_feeds() if f.name == FEED))
+        stamp = Snapshot(1, datetime.now(UTC).date()).stamp()
+        files = [upsert.write_tsv(os.path.join(folder, f"{n}.tsv"),
+                                  mapping.convert_batch(batch).select(range(len(batch))).select(mapping.fact_value_columns))
+                 for n, batch in enumerate((rows, other_rows))]
+
+        def load(cursor: MySQLCursor, path: str, mode: str) -> float:
+            started = time.perf_counter()
+            upsert.load_file(cursor, path, "ceiling", mapping.fact_value_columns, mode, stamp)
+            cursor.execute("COMMIT")
+            return time.perf_counter() - started
+
+        def both(cursor: MySQLCursor) -> tuple[float, float]:
+            cursor.execute("CREATE TABLE ceiling LIKE fact_user_transaction_summary")
+            return load(cursor, files[0], ""), load(cursor, files[1], "REPLACE")
+
+        return warehouse.run(both, transactional=False)
 
 
 def _count(rows: Rows) -> int:
@@ -120,11 +125,13 @@ def run(settings: Settings, rows: int = DEFAULT_ROWS) -> dict:
         times = {"new keys": _our_path(scratch, first), "updates": _our_path(scratch, second),
                  "updates from the lake": _our_path(scratch, pa.Table.from_pylist(third))}
         times["sync run"] = _our_path(scratch, pa.Table.from_pylist(second), clear=True)
-        ceiling_s = _ceiling(scratch, second)
+        ceiling_s, floor_s = _raw_loads(scratch, second, third)
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         admin.close()
-    result: dict = {"rows": rows, "ceiling_load_data_rows_per_s": round(rows / ceiling_s)}
+    result: dict = {"rows": rows, "ceiling_load_data_rows_per_s": round(rows / ceiling_s),
+                    "server_floor_updates_rows_per_s": round(rows / floor_s),
+                    "ratio_server_floor_updates_to_ceiling": round(ceiling_s / floor_s, 3)}
     for name, (validate_s, total_s) in times.items():
         label = name.replace(" ", "_")
         result[f"{label}_rows_per_s"] = round(rows / total_s)

@@ -124,12 +124,15 @@ mysql_up() {
       || die "mariadb-install-db failed, see $LOGS/mariadb-install.log"
   fi
   say "starting mariadb"
+  # Adaptive hash index on: a warehouse upsert finds each existing key several times (duplicate check, read,
+  # update); it makes LOAD DATA ... REPLACE over existing rows about 20% faster (bench_warehouse).
   setsid mariadbd --no-defaults --datadir="$MYSQL_HOME/data" --user="$(id -un)" \
       --bind-address=127.0.0.1 --port="$MYSQL_PORT_LOCAL" --socket="$MYSQL_HOME/mysql.sock" \
       --pid-file="$MYSQL_HOME/mariadbd.pid" --log-error="$LOGS/mariadb.err" \
       --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
       --local-infile=1 --skip-name-resolve --max-connections=300 \
       --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=1 \
+      --innodb-adaptive-hash-index=ON \
       >"$LOGS/mariadb.log" 2>&1 </dev/null &
   echo $! >"$MYSQL_HOME/mysql.pid"
   for _ in $(seq 1 120); do

@@ -390,6 +390,20 @@ def test_sync_twice_gives_versions_1_and_2_equal_to_the_lake_snapshots(
     assert query(settings_for, "SELECT DISTINCT snapshot_version FROM fact_payment_method_totals") == [(10,)]
 
 
+def test_text_needing_escapes_lands_exactly(env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    """LOAD DATA's format escapes tab, newline, CR, backslash and NUL: every such value lands as it was."""
+    init_lake(env)
+    storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
+    names = {"u_tab": "a\tb", "u_newline": "line1\nline2\r\n", "u_backslash": "C:\\dir\\", "u_null_text": "\\N",
+             "u_nul": "x\0y", "u_quotes": "O'Brien \"Bob\"", "u_unicode": "Zoë 🚀", "u_missing": None}
+    rows = [{"user_id": user, "transaction_type": "purchase", "user_name": name, "user_city": name,
+             "total_amount": 1.5, "transaction_count": 1} for user, name in names.items()]
+    write_snapshot(storage, feeds["user_transaction_summary"], rows)
+    run_script("sync_to_mysql.py", "--table", "user_transaction_summary", env=env, check=True)
+    assert dict(query(settings_for, "SELECT user_id, user_name FROM dim_users")) == names
+    assert dict(query(settings_for, "SELECT user_id, user_city FROM dim_users")) == names
+
+
 def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     init_lake(env)
     storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}

@@ -154,10 +154,9 @@ class AutoMapping(Mapping):
         if not payloads:
             return 0
         names = list(self.columns)
-        stamp = snapshot.values()
-        rows = [(*key, *(render(payload.get(n), self.columns[n]) for n in names), *stamp)  # type: ignore[union-attr]
+        rows = [(*key, *(render(payload.get(n), self.columns[n]) for n in names))  # type: ignore[union-attr]
                 for key, payload in payloads]  # type: ignore[misc]
-        upsert.replace_rows(cursor, self.table, [*self.key_columns, *names, *SNAPSHOT_COLUMNS], rows)
+        upsert.replace_rows(cursor, self.table, [*self.key_columns, *names], rows, snapshot.stamp())
         return len(rows)
 
     def delete(self, cursor: MySQLCursor, keys: Sequence[Key]) -> int:

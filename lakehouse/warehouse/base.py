@@ -32,8 +32,9 @@ class Snapshot:
     version: int
     day: date
 
-    def values(self) -> tuple[str, str]:
-        return self.day.isoformat(), str(self.version)
+    def stamp(self) -> dict[str, str]:
+        """The snapshot columns and their value (as text), the same in every row a write lands."""
+        return dict(zip(SNAPSHOT_COLUMNS, (self.day.isoformat(), str(self.version)), strict=True))
 
 
 Rows = Sequence[dict] | pa.Table  # decoded rows, or a table of them (a lake snapshot)

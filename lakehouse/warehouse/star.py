@@ -40,9 +40,10 @@ class Dimension:
     table: str
     fields: tuple[Field, ...]
     key_only: bool = False
-    # ensure() writes every key it is given (merge: X locks; IGNORE on a duplicate: S lock), so those rows
-    # exist and cannot be deleted by anyone until the transaction ends.
-    locks_fact_keys = True
+    # Facts reference the dimension's own key, so they are known before ensure(); ensure() writes every key it
+    # is given (merge: X locks; IGNORE on a duplicate: S lock), so those rows exist and cannot be deleted by
+    # anyone until the transaction ends.
+    natural_keys = True
 
     def ensure(self, cursor: MySQLCursor, rows: TextTable) -> None:
         """`rows`: this dimension's fields, key first, possibly several rows per key (the last one wins)."""
@@ -55,9 +56,6 @@ class Dimension:
     def fact_keys(self, cursor: MySQLCursor, keys: Sequence[Key], create: bool = True) -> list[Key | None]:
         return list(keys)
 
-    def fact_key_columns(self, cursor: MySQLCursor, keys: TextTable) -> list[pa.ChunkedArray]:
-        return keys.columns
-
 
 @dataclass(frozen=True)
 class SurrogateDimension:
@@ -66,7 +64,7 @@ class SurrogateDimension:
     table: str
     id_column: str
     fields: tuple[Field, ...]  # just the unique name
-    locks_fact_keys = False  # ids are looked up with a plain SELECT: the foreign key check stays
+    natural_keys = False  # facts reference generated ids, looked up with a plain SELECT: the foreign key check stays
 
     @property
     def name_column(self) -> str:
@@ -113,7 +111,8 @@ class StarMapping(Mapping):
         self.table = fact_table
         self.keys = keys
         self.key_columns = [f.name for f in keys]
-        self.fact_columns = (*fact_key_columns, *(f.name for f in measures), *SNAPSHOT_COLUMNS)
+        self.fact_value_columns = (*fact_key_columns, *(f.name for f in measures))  # sent per row
+        self.fact_columns = (*self.fact_value_columns, *SNAPSHOT_COLUMNS)  # + the stamps, set once per statement
         self.fact_key_columns = fact_key_columns
         self.measures = measures
         self.dimension = dimension
@@ -155,20 +154,26 @@ class StarMapping(Mapping):
         if not table.num_rows:
             return 0
         dimension_key, *attributes = self.dimension.fields
-        self.dimension.ensure(cursor, pa.table({dimension_key.name: table.column(self.keys[0].name),
-                                                **{f.name: table.column(f.name) for f in attributes}}))
-        fact_keys = self.dimension.fact_key_columns(cursor, table.select(self.key_columns))
-        stamp = [upsert.constant(value, table.num_rows) for value in snapshot.values()]
+        dimension_rows = pa.table({dimension_key.name: table.column(self.keys[0].name),
+                                   **{f.name: table.column(f.name) for f in attributes}})
         measures = [table.column(f.name) for f in self.measures]
-        facts = pa.table(dict(zip(self.fact_columns, [*fact_keys, *measures, *stamp], strict=True)))
-        if self.dimension.locks_fact_keys:
-            # Every fact key's dimension row was written just above in this transaction and stays locked until
-            # it commits: the server's per-row foreign key lookup could only repeat that (about 8% of the load).
-            with upsert.foreign_key_checks_off(cursor):
-                upsert.replace_rows(cursor, self.table, self.fact_columns, facts)
+        stamp = snapshot.stamp()
+        if self.dimension.natural_keys:
+            # The facts are serialized while the dimension is merged. That merge writes (and locks until commit)
+            # every fact key's dimension row in this transaction: the server's per-row foreign key lookup could
+            # only repeat it (about 8% of the load).
+            with upsert.StagedRows(self._facts(table.select(self.key_columns).columns, measures)) as facts:
+                self.dimension.ensure(cursor, dimension_rows)
+                with upsert.foreign_key_checks_off(cursor):
+                    facts.load(cursor, self.table, self.fact_value_columns, "REPLACE", stamp)
         else:
-            upsert.replace_rows(cursor, self.table, self.fact_columns, facts)
+            self.dimension.ensure(cursor, dimension_rows)
+            fact_keys = self.dimension.fact_key_columns(cursor, table.select(self.key_columns))
+            upsert.replace_rows(cursor, self.table, self.fact_value_columns, self._facts(fact_keys, measures), stamp)
         return table.num_rows
+
+    def _facts(self, keys: Sequence[pa.Array | pa.ChunkedArray], measures: list[pa.ChunkedArray]) -> TextTable:
+        return pa.table(dict(zip(self.fact_value_columns, [*keys, *measures], strict=True)))
 
     def _convert_one_by_one(self, rows: Rows, indices: np.ndarray, texts: list[pa.Array]) -> dict[int, str]:
         """`convert` the rows no column form could decide: their text goes into `texts`; returns the bad ones."""

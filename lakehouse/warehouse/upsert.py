@@ -33,11 +33,13 @@ from lakehouse.errors import LakehouseError
 
 Row = Sequence[str | None]
 TextTable = pa.Table  # every column a string column, in the order of the target's column list
+Constants = dict[str, str]  # column -> the one value of every row
 DELETE_CHUNK = 1_000
 _DUPLICATE_KEY = 1062
 LOAD_CHUNK = 100_000  # rows per LOAD DATA statement of one bulk write
 _NULL = "\\N"
-_SPECIAL = r"[\\\t\n\r\x00]"  # what LOAD DATA's default format escapes with a backslash
+_SPECIAL_BYTES = np.zeros(256, dtype=bool)
+_SPECIAL_BYTES[[ord(c) for c in "\\\t\n\r\0"]] = True  # what LOAD DATA's default format escapes with a backslash
 _NO_TEXT = pa.scalar("", pa.string())
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))  # backslash first
 
@@ -57,11 +59,6 @@ def text_table(columns: Sequence[str], rows: Sequence[Row]) -> TextTable:
     return pa.table({name: pa.array(column, pa.string()) for name, column in zip(columns, values, strict=True)})
 
 
-def constant(value: str, rows: int) -> pa.Array:
-    """A text column holding `value` in every row (snapshot stamps)."""
-    return pa.repeat(pa.scalar(value, pa.string()), rows)
-
-
 def tsv(table: TextTable) -> pa.Buffer:
     """LOAD DATA's default format: tab between fields, newline after each row, backslash escapes, \\N = NULL."""
     fields = [pc.fill_null(_escaped(column.combine_chunks()), _NULL) for column in table.columns]
@@ -71,43 +68,65 @@ def tsv(table: TextTable) -> pa.Buffer:
     return lines.buffers()[2][int(offsets[0]):int(offsets[-1])]
 
 
-def write_tsv(path: str, rows: TextTable) -> int:
+def write_tsv(path: str, rows: TextTable) -> str:
     with open(path, "wb") as handle:
         handle.write(tsv(rows))
-    return rows.num_rows
+    return path
 
 
-def load_file(cursor: MySQLCursor, path: str, table: str, columns: Sequence[str], mode: str = "") -> int:
-    """LOAD DATA LOCAL INFILE of a file already in that format; returns the server's affected-row count."""
-    literal = path.replace("\\", "\\\\").replace("'", "\\'")
-    cursor.execute(f"LOAD DATA LOCAL INFILE '{literal}' {mode} INTO TABLE {quote(table)} "
-                   f"CHARACTER SET utf8mb4 ({column_list(columns)})")
+def load_file(cursor: MySQLCursor, path: str, table: str, columns: Sequence[str], mode: str = "",
+              constants: Constants | None = None) -> int:
+    """LOAD DATA LOCAL INFILE of a file already in that format; returns the server's affected-row count.
+
+    `constants` are columns with one value for every row (snapshot stamps): set by the statement, not sent per row.
+    """
+    assignments = ", ".join(f"{quote(column)} = {_literal(value)}" for column, value in (constants or {}).items())
+    cursor.execute(f"LOAD DATA LOCAL INFILE {_literal(path)} {mode} INTO TABLE {quote(table)} "
+                   f"CHARACTER SET utf8mb4 ({column_list(columns)})" + (f" SET {assignments}" if assignments else ""))
     affected = cursor.rowcount
     _fail_on_warnings(cursor, table, mode)
     return affected
 
 
+class StagedRows:
+    """Rows being written to LOAD DATA files, chunk by chunk, by a background thread from the moment it is made.
+
+    Made before the statements that must precede the load (a dimension merge), it overlaps serializing with
+    them; during the load, chunk N+1 is serialized while the server loads chunk N.
+    """
+
+    def __init__(self, rows: TextTable) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="lakehouse-load-")
+        self._writer = ThreadPoolExecutor(max_workers=1)  # one worker: chunks are ready in order
+        self._chunks = [self._writer.submit(write_tsv, os.path.join(self._folder.name, f"{start:012d}.tsv"),
+                                            rows.slice(start, LOAD_CHUNK))
+                        for start in range(0, rows.num_rows, LOAD_CHUNK)]
+
+    def load(self, cursor: MySQLCursor, table: str, columns: Sequence[str], mode: str = "",
+             constants: Constants | None = None) -> int:
+        return sum(load_file(cursor, chunk.result(), table, columns, mode, constants) for chunk in self._chunks)
+
+    def __enter__(self) -> StagedRows:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._writer.shutdown(cancel_futures=True)  # after a failed load the transaction is lost: stop writing
+        self._folder.cleanup()
+
+
 def load_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row],
-              mode: str = "") -> int:
-    """Load `rows` in chunks; the server loads one chunk while the next one is being serialized."""
+              mode: str = "", constants: Constants | None = None) -> int:
     if not isinstance(rows, pa.Table):
         rows = text_table(columns, rows)
     if not rows.num_rows:
         return 0
-    with tempfile.TemporaryDirectory(prefix="lakehouse-load-") as folder, \
-            ThreadPoolExecutor(max_workers=1) as loader:  # one worker: the loads stay in order, on one connection
-        pending = []
-        for start in range(0, rows.num_rows, LOAD_CHUNK):
-            path = os.path.join(folder, f"{start:012d}.tsv")
-            write_tsv(path, rows.slice(start, LOAD_CHUNK))
-            pending.append(loader.submit(load_file, cursor, path, table, columns, mode))
-            if any(future.done() and future.exception() for future in pending):
-                break  # a load failed: the transaction is lost anyway, stop serializing
-        return sum(future.result() for future in pending)
+    with StagedRows(rows) as staged:
+        return staged.load(cursor, table, columns, mode, constants)
 
 
-def replace_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row]) -> int:
-    return load_rows(cursor, table, columns, rows, "REPLACE")
+def replace_rows(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row],
+                 constants: Constants | None = None) -> int:
+    return load_rows(cursor, table, columns, rows, "REPLACE", constants)
 
 
 def insert_missing(cursor: MySQLCursor, table: str, columns: Sequence[str], rows: TextTable | Sequence[Row]) -> int:
@@ -155,11 +174,25 @@ def delete_keys(cursor: MySQLCursor, table: str, key_columns: Sequence[str], key
 
 
 def _escaped(column: pa.Array) -> pa.Array:
-    if not pc.any(pc.match_substring_regex(column, _SPECIAL)).as_py():  # the usual case: nothing to escape
+    if not _has_special(column):  # the usual case: nothing to escape
         return column
     for special, escaped in _ESCAPES:
         column = pc.replace_substring(column, special, escaped)
     return column
+
+
+def _has_special(column: pa.Array) -> bool:
+    """Whether any value holds a byte LOAD DATA's format escapes (one table lookup per byte of the values)."""
+    if column.null_count == len(column) or column.buffers()[2] is None:
+        return False
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
+    return bool(_SPECIAL_BYTES[data[offsets[column.offset]:offsets[column.offset + len(column)]]].any())
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal (file paths, and `constants`, which the project makes: dates and numbers)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _noop_update(column: str, table: str) -> str:
