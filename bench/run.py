@@ -75,13 +75,15 @@ def _lake_rows(r: dict) -> list[Row]:
 
 
 def _warehouse_rows(r: dict) -> list[Row]:
-    """One row per variant the bench measured (ratio_<variant>_to_ceiling), validation included in each."""
+    """One row per variant the bench measured (ratio_<variant>_to_ceiling), validation included in each; the
+    server's own floor for updates is a reference, not ours, so it has no goal."""
     ceiling = r["ceiling_load_data_rows_per_s"]
     variants = [key[len("ratio_"):-len("_to_ceiling")] for key in r
                 if key.startswith("ratio_") and key.endswith("_to_ceiling")]
     return [Row("warehouse", f"rows/s, {r['rows']:,} rows, {variant.replace('_', ' ')} (vs LOAD DATA)",
-                r[f"{variant}_rows_per_s"], ceiling, r[f"ratio_{variant}_to_ceiling"], "ratio >= 0.8",
-                r[f"ratio_{variant}_to_ceiling"] >= 0.8)
+                r[f"{variant}_rows_per_s"], ceiling, r[f"ratio_{variant}_to_ceiling"],
+                *(("reference: raw LOAD DATA REPLACE", None) if variant.startswith("server_floor") else
+                  ("ratio >= 0.8", r[f"ratio_{variant}_to_ceiling"] >= 0.8)))
             for variant in variants]
 
 
