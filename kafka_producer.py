@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
 from lakehouse import cli
@@ -47,33 +47,20 @@ def _print_report(report: ProduceReport) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = cli.parser("kafka_producer.py", __doc__, EXAMPLES)
     parser.add_argument("--topic", default=RAW_TOPIC, help="raw event topic (default: %(default)s)")
-    parser.add_argument("--messages", type=_at_least(0), default=1000, help="events to send (default: %(default)s)")
-    parser.add_argument("--rate", type=_at_least(0, float), default=0.0,
+    parser.add_argument("--messages", type=cli.at_least(0), default=1000, help="events to send (default: %(default)s)")
+    parser.add_argument("--rate", type=cli.at_least(0, float), default=0.0,
                         help="events per second, 0 = as fast as possible (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="same seed and options -> same bytes (default: 42)")
-    parser.add_argument("--users", type=_at_least(1), default=100, help="distinct users (default: %(default)s)")
-    parser.add_argument("--days", type=_at_least(1), default=1,
+    parser.add_argument("--users", type=cli.at_least(1), default=100, help="distinct users (default: %(default)s)")
+    parser.add_argument("--days", type=cli.at_least(1), default=1,
                         help="spread event timestamps over this many days (default: %(default)s)")
     parser.add_argument("--start", type=_day, default=None,
                         help="first day, YYYY-MM-DD (default: --days days before today, UTC)")
     parser.add_argument("--derive", action="store_true",
                         help="also publish the derived streams and the four table changelogs, as ksqlDB would")
-    parser.add_argument("--partitions", type=_at_least(1), default=DEFAULT_PARTITIONS,
+    parser.add_argument("--partitions", type=cli.at_least(1), default=DEFAULT_PARTITIONS,
                         help="partitions of topics this creates (default: %(default)s)")
     return parser
-
-
-def _at_least(minimum: int, convert: Callable[[str], float] = int) -> Callable[[str], float]:
-    """An argparse type: a number (of `convert`'s kind) no smaller than `minimum`."""
-    def parse(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
-        return value
-    return parse
 
 
 def _day(text: str) -> date:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, onboarding
+from lakehouse import cli, kafka_io, onboarding
 from lakehouse.catalog import STORAGE_MODES, Feed
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
@@ -55,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = cli.parser("manage_feeds.py", __doc__, EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="add a feed (catalog entry, lake folder, warehouse table)")
+    add = commands.add_parser("add", help="add a feed (catalog entry, lake folder, Kafka topic, warehouse table)")
     add.add_argument("--name", help="feed name: lower-case letters, digits, '_'")
     add.add_argument("--type", choices=("stream", "table"))
     add.add_argument("--from-ksqldb", metavar="NAME", help="take type, topic and key columns from ksqlDB")
+    add.add_argument("--partitions", type=cli.at_least(1), default=kafka_io.DEFAULT_PARTITIONS, metavar="N",
+                     help="partitions of the Kafka topic when add creates it (default %(default)s)")
     _definition_options(add)
     commands.add_parser("list", help="every feed with its status")
     commands.add_parser("show", help="one feed: catalog entry and what the lake holds").add_argument("name")
@@ -114,9 +116,11 @@ def _add(settings: Settings, args: argparse.Namespace) -> int:
             args.name, args.type, args.topic, ksql_name=args.ksql_name or "", key_columns=args.key_columns,
             timestamp_field=args.timestamp_field or onboarding.DEFAULT_TIMESTAMP_FIELD,
             description=args.description or "", **policy)
-    result = onboarding.add_feed(settings, feed)
+    result = onboarding.add_feed(settings, feed, args.partitions)
     print(f"added {feed.kind} feed {feed.name}: topic {settings.topic(feed.topic)}, mode {feed.storage_mode}, "
           f"{_policy(feed)}, lake folder {result.lake_folder}")
+    if result.topic:
+        print(f"kafka topic: {settings.topic(feed.topic)} ({result.topic})")
     if result.warehouse_table:
         print(f"warehouse table: {result.warehouse_table}")
     for warning in result.warnings:

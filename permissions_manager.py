@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         granted, action = permissions.grant(settings, args.email, args.folder, args.permission,
                                             args.granted_by, args.expires)
         print(f"{'granted' if action == 'grant' else 'renewed'}: {granted.describe()}")
+        if granted.state(permissions.utc_now()) == "expired":
+            print(f"note: {args.expires} has begun (UTC), so this grant is already expired and does not count",
+                  file=sys.stderr)
         return 0
     if args.command == "revoke":
         revoked = permissions.revoke(settings, args.email, args.folder, args.permission)

@@ -27,6 +27,19 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def at_least(minimum: int, convert: Callable[[str], float] = int) -> Callable[[str], float]:
+    """An argparse type: a number (of `convert`'s kind) no smaller than `minimum`."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+    return parse
+
+
 def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a script's main; a known failure becomes one line on stderr and exit code 2, not a traceback."""
     try:

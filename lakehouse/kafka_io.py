@@ -35,8 +35,9 @@ def require_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> Ad
     return admin
 
 
-def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int = DEFAULT_PARTITIONS) -> None:
-    """Create the missing topics; `topics` maps a name to whether it is a compacted changelog."""
+def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int = DEFAULT_PARTITIONS) -> list[str]:
+    """Create the missing topics; `topics` maps a name to whether it is a compacted changelog. Returns the
+    names this call created."""
     admin = require_broker(settings)
     existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
     wanted = [
@@ -44,14 +45,15 @@ def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int =
                  config={"cleanup.policy": "compact"} if compacted else {})
         for name, compacted in topics.items() if name not in existing
     ]
-    if not wanted:
-        return
-    for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+    created = []
+    for name, future in (admin.create_topics(wanted, operation_timeout=30) if wanted else {}).items():
         try:
             future.result()
+            created.append(name)
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won the race
                 raise LakehouseError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+    return created
 
 
 def wait_until_readable(settings: Settings, topics: list[str], timeout: float = 30.0) -> None:

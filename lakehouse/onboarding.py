@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import mysql.connector
 
-from lakehouse import ksqldb
+from lakehouse import kafka_io, ksqldb
 from lakehouse.catalog import KINDS, Feed, FeedCatalog, validate_feed, validate_name
 from lakehouse.errors import LakehouseError
 from lakehouse.records import snake_case
@@ -40,6 +40,7 @@ class Onboarded:
     feed: Feed
     lake_folder: str
     warehouse_table: str | None = None
+    topic: str | None = None  # what add_feed did about the Kafka topic, e.g. "created, 6 partitions"
     warnings: list[str] = field(default_factory=list)
 
 
@@ -97,11 +98,20 @@ def feed_from_ksqldb(settings: Settings, source: str, *, name: str | None = None
         timestamp_field=DEFAULT_TIMESTAMP_FIELD if DEFAULT_TIMESTAMP_FIELD in value_columns else None)
 
 
-def add_feed(settings: Settings, feed: Feed) -> Onboarded:
-    """Write the catalog entry, create the lake folder and, for a table, the warehouse table."""
+def add_feed(settings: Settings, feed: Feed, partitions: int = kafka_io.DEFAULT_PARTITIONS) -> Onboarded:
+    """Write the catalog entry, create the lake folder, the Kafka topic when missing (compacted for a table)
+    and, for a table, the warehouse table."""
     catalog = catalog_for(settings)
     catalog.add(feed)  # validates, refuses a duplicate name or topic, creates the lake folder
     result = Onboarded(feed, feed.lake_dir)
+    topic = settings.topic(feed.topic)
+    try:
+        created = kafka_io.ensure_topics(settings, {topic: feed.kind == "table"}, partitions)
+        result.topic = f"created, {partitions} partitions" + (", compacted" if feed.kind == "table" else "") \
+            if created else "already there"
+    except LakehouseError as exc:
+        # The feed is usable once the topic exists (brokers may refuse to create topics on first produce).
+        result.warnings.append(f"Kafka topic {topic} not created ({exc}); create it before producing to it")
     if feed.kind == "table":
         try:
             result.warehouse_table = ensure_feed_table(settings, feed)

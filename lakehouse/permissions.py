@@ -21,18 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import mysql.connector
-from mysql.connector import errorcode
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import Connection, connect
+from lakehouse.warehouse.star import PERMISSION_TABLES
 
 LEVELS = ("read", "write", "admin")  # each level includes the ones before it
 ROOT_FOLDER = "."
-TABLE = "data_lake_permissions"
-AUDIT_TABLE = "data_lake_permissions_audit"
+TABLE, AUDIT_TABLE = PERMISSION_TABLES
 MAX_EMAIL = 254
 MAX_FOLDER = 512
 
@@ -153,12 +152,13 @@ def normalize_folder(text: str) -> str:
 
 
 def known_folder(storage: LakeStorage, text: str) -> str:
-    """A normalized folder that the catalog knows (a feed folder or a parent of one) or the lake holds."""
+    """A normalized folder that the lake holds or the catalog knows: a feed folder, a parent of one, or a folder
+    inside one (a date partition or version that may not have landed yet)."""
     folder = normalize_folder(text)
     if folder == ROOT_FOLDER or storage.exists(folder):
         return folder
     feed_dirs = [feed.lake_dir for feed in FeedCatalog(storage).list()]
-    if any(d == folder or d.startswith(folder + "/") for d in feed_dirs):
+    if any(d == folder or d.startswith(folder + "/") or folder.startswith(d + "/") for d in feed_dirs):
         return folder
     examples = ", ".join(sorted(feed_dirs)[:4]) or "none: run python data_lake_config.py init"
     raise LakehouseError(f"folder {folder!r} is neither in the feed catalog nor in the lake "
@@ -180,11 +180,9 @@ def levels_including(permission: str) -> list[str]:
 
 # ---------------------------------------------------------------- database
 def create_tables(settings: Settings) -> None:
-    """Create the permission table and its audit table (idempotent)."""
-    with _connection(settings) as conn:
-        cursor = conn.cursor()
-        for statement in DDL:
-            cursor.execute(statement)
+    """Create the permission table and its audit table (idempotent; every other command does it too)."""
+    with _connection(settings):
+        pass
 
 
 def grant(settings: Settings, email: str, folder: str, permission: str, granted_by: str | None = None,
@@ -194,10 +192,8 @@ def grant(settings: Settings, email: str, folder: str, permission: str, granted_
     folder = known_folder(LakeStorage(settings.data_lake_root), folder)
     actor = validate_actor(granted_by or default_actor())
     now = utc_now()
+    # A day already begun is accepted: the grant is recorded expired (renewing an active one that way ends it).
     expires_at = datetime(expires.year, expires.month, expires.day) if expires else None
-    if expires_at is not None and expires_at <= now:
-        raise LakehouseError(f"expiry {expires.isoformat()} is not in the future (a grant ends when that day "
-                             "begins, UTC)")
     with _connection(settings) as conn:
         cursor = conn.cursor()
         existing = _fetch(cursor, "user_email = %s AND folder_path = %s AND permission = %s AND revoked_at IS NULL "
@@ -283,14 +279,15 @@ def _not_counted(grant_row: Grant, now: datetime, sufficient: list[str]) -> str:
 
 @contextmanager
 def _connection(settings: Settings) -> Iterator[Connection]:
+    """A connection to the warehouse with the permission tables in place (made on first use, like the schema)."""
     conn = connect(settings)  # autocommit off, UTC session, one-line error when MySQL is unreachable
     try:
+        cursor = conn.cursor()
+        for statement in DDL:
+            cursor.execute(statement)
         yield conn
-    except mysql.connector.Error as exc:
+    except mysql.connector.Error:
         conn.rollback()
-        if exc.errno == errorcode.ER_NO_SUCH_TABLE:
-            raise LakehouseError("the permission tables do not exist yet: run "
-                                 "python permissions_manager.py create-table") from None
         raise
     finally:
         conn.close()

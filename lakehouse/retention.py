@@ -79,12 +79,13 @@ def resolve_policies(catalog: FeedCatalog, *, all_feeds: bool = False,
                      stream: str | None = None, retention_days: int | None = None,
                      table: str | None = None, keep_versions: int | None = None,
                      quarantine_days: int | None = None, force: bool = False) -> list[Policy]:
-    """The policies to apply: every feed's own with `all_feeds`, the explicit ones overriding theirs."""
+    """The policies to apply: every active feed's own with `all_feeds` (disabled and archived feeds are left as
+    they are, like every other job leaves them), the explicit ones overriding theirs."""
     chosen: dict[tuple[str, str], Policy] = {}
     if all_feeds:
         for feed in catalog.list():
             policy = _catalog_policy(feed)
-            if policy is not None and not feed.archived:
+            if policy is not None and feed.active:
                 chosen[(policy.feed, policy.target)] = policy
     for name, kind, override in ((stream, "stream", retention_days), (table, "table", keep_versions)):
         if name is not None:
@@ -92,9 +93,9 @@ def resolve_policies(catalog: FeedCatalog, *, all_feeds: bool = False,
             chosen[(policy.feed, policy.target)] = policy
     if all_feeds or quarantine_days is not None:
         days = DEFAULT_QUARANTINE_DAYS if quarantine_days is None else quarantine_days
-        archived = {feed.name for feed in catalog.list() if feed.archived}
+        inactive = {feed.name for feed in catalog.list() if not feed.active}
         for name in catalog.storage.list_dir(layout.QUARANTINE):
-            if name not in archived and not name.startswith("."):
+            if name not in inactive and not name.startswith("."):
                 chosen[(name, "quarantine")] = Policy(name, "quarantine", days)
     policies = sorted(chosen.values(), key=lambda p: (TARGETS.index(p.target), p.feed))
     _refuse_zero_without_force(policies, force)

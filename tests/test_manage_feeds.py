@@ -160,8 +160,8 @@ def test_add_from_ksqldb_fills_type_topic_and_keys(lake: dict[str, str], lake_ro
     assert missing.returncode == 2 and "Could not find STREAM/TABLE 'NOT_THERE'" in missing.stderr
 
 
-def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]], partitions: int) -> None:
-    kafka_io.ensure_topics(settings, {topic: False}, partitions=partitions)
+def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    """To a topic `manage_feeds.py add` created (the local broker does not create topics on first produce)."""
     producer = kafka_io.producer(settings)
     for key, value in records:
         producer.produce(topic, key=key, value=value)
@@ -171,13 +171,15 @@ def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | 
 def test_a_brand_new_feed_reaches_the_lake_and_mysql_with_no_code_change(
         lake: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     # A stream nobody has seen before: events over two days.
-    _feeds(lake, "add", "--name", "card_payments", "--type", "stream", "--topic", "card_payments",
-           "--key-columns", "payment_id").check_returncode()
+    stream_added = _feeds(lake, "add", "--name", "card_payments", "--type", "stream", "--topic", "card_payments",
+                          "--key-columns", "payment_id", "--partitions", "2")
+    stream_added.check_returncode()
+    assert f"kafka topic: {settings_for.topic('card_payments')} (created, 2 partitions)" in stream_added.stdout
     days = ["2026-02-10", "2026-02-11"]
     events = [{"payment_id": f"pay_{n:04d}", "timestamp": f"{days[n % 2]}T12:00:{n % 60:02d}.000Z",
                "amount": n / 4, "card": {"brand": "visa", "last4": f"{n:04d}"}} for n in range(300)]
     _produce(settings_for, settings_for.topic("card_payments"),
-             [(e["payment_id"].encode(), json.dumps(e).encode()) for e in events], partitions=2)
+             [(e["payment_id"].encode(), json.dumps(e).encode()) for e in events])
     run_script("kafka_consumer_datalake.py", "--feeds", "card_payments", "--until-end", env=lake, check=True)
 
     storage = LakeStorage(settings_for.data_lake_root)
@@ -190,6 +192,7 @@ def test_a_brand_new_feed_reaches_the_lake_and_mysql_with_no_code_change(
     added = _feeds(lake, "add", "--name", "merchant_totals", "--type", "table", "--topic", "merchant_totals",
                    "--key-columns", "merchant_id")
     added.check_returncode()
+    assert "partitions, compacted)" in added.stdout
     table = next(line.split(": ", 1)[1] for line in added.stdout.splitlines()
                  if line.startswith("warehouse table: "))
     changelog = [(b'"m1"', {"TOTAL_AMOUNT": 10.5, "ORDER_COUNT": 1}),
@@ -198,7 +201,7 @@ def test_a_brand_new_feed_reaches_the_lake_and_mysql_with_no_code_change(
                  (b'"m1"', {"TOTAL_AMOUNT": 20.25, "ORDER_COUNT": 2}),
                  (b'"m3"', None)]  # ksqlDB keys a one-column table by the bare JSON value; None deletes
     _produce(settings_for, settings_for.topic("merchant_totals"),
-             [(key, None if value is None else json.dumps(value).encode()) for key, value in changelog], partitions=1)
+             [(key, None if value is None else json.dumps(value).encode()) for key, value in changelog])
     run_script("kafka_consumer_warehouse.py", "--feeds", "merchant_totals", "--until-end", env=lake, check=True)
 
     with mysql.connector.connect(**settings_for.mysql_params()) as conn:

@@ -110,9 +110,11 @@ def test_expired_grants_do_not_count(ready: dict[str, str], settings_for: Settin
     assert expired.returncode == 1
     assert f"#{grant_id} write on {FEED_DIR} (expired" in expired.stdout
 
-    past = _pm(ready, "grant", "--email", ADA, "--folder", FEED_DIR, "--permission", "read",
-               "--expires", "2020-01-01")
-    assert past.returncode == 2 and "is not in the future" in past.stderr
+    # A date already begun is recorded as it is: an expired grant, which does not count.
+    past = _pm(ready, "grant", "--email", ADA, "--folder", DEEP, "--permission", "read", "--expires", "2020-01-01")
+    assert past.returncode == 0 and "already expired and does not count" in past.stderr
+    denied = _check(ready, DEEP, "read")
+    assert denied.returncode == 1 and f"read on {DEEP} (expired" in denied.stdout
 
 
 def test_revoked_grants_do_not_count_and_everything_is_audited(ready: dict[str, str],
@@ -167,8 +169,13 @@ def test_bad_permission_level_is_refused(ready: dict[str, str], settings_for: Se
     assert _db_state(settings_for) == [(permissions.TABLE, []), (permissions.AUDIT_TABLE, [])]
 
 
-def test_missing_tables_give_a_clear_message(env: dict[str, str], settings_for: Settings) -> None:
+def test_first_use_makes_the_tables_and_subfolders_need_not_exist_yet(env: dict[str, str],
+                                                                      settings_for: Settings) -> None:
+    """No create-table, no landed data: a date partition of a catalog feed can be checked and granted."""
     FeedCatalog(LakeStorage(settings_for.data_lake_root)).init()
-    result = _pm(env, "check", "--email", ADA, "--folder", FEED_DIR, "--permission", "read")
-    assert result.returncode == 2
-    assert "run python permissions_manager.py create-table" in result.stderr
+    not_landed = f"{FEED_DIR}/year=2031"
+    first = _pm(env, "check", "--email", ADA, "--folder", not_landed, "--permission", "read")
+    assert first.returncode == 1 and first.stdout.startswith("denied: no active grant")
+    grant_id = _grant(env, not_landed, "read")
+    assert _check(env, f"{not_landed}/month=01", "read").returncode == 0
+    assert [row[0] for row in dict(_db_state(settings_for))[permissions.TABLE]] == [grant_id]

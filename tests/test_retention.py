@@ -161,7 +161,7 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
     assert storage.unsafe_to_delete("streams/../..") is not None
 
 
-def test_quarantine_has_its_own_retention_and_archived_feeds_keep_data(env: dict[str, str],
+def test_quarantine_has_its_own_retention_and_inactive_feeds_keep_data(env: dict[str, str],
                                                                        settings_for: Settings,
                                                                        lake_root: Path) -> None:
     storage, catalog = _lake(settings_for)
@@ -171,10 +171,17 @@ def test_quarantine_has_its_own_retention_and_archived_feeds_keep_data(env: dict
     archived.archived = True
     catalog.save(archived)
     kept = _partition(storage, layout.feed_dir("stream", archived.name), _today() - timedelta(days=400), 1)
+    disabled = catalog.get("transaction_stream_anonymized")
+    disabled.enabled = False
+    catalog.save(disabled)
+    paused = _partition(storage, layout.feed_dir("stream", disabled.name), _today() - timedelta(days=400), 1)
 
     run_script("data_retention.py", "--all", env=env, check=True)  # quarantine default: 30 days
     assert not (lake_root / old_q).exists() and (lake_root / recent_q).is_dir()
-    assert (lake_root / kept).is_dir()
+    assert (lake_root / kept).is_dir() and (lake_root / paused).is_dir()
+    # Asked for by name, a disabled (not archived) feed's old data does go.
+    run_script("data_retention.py", "--stream", disabled.name, env=env, check=True)
+    assert not (lake_root / paused).exists()
 
     run_script("data_retention.py", "--quarantine-days", "10", env=env, check=True)
     assert not (lake_root / recent_q).exists()

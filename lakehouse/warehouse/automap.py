@@ -38,8 +38,8 @@ _RANK = {"BOOLEAN": 0, "BIGINT": 1, "DOUBLE": 2, "DATETIME(6)": 3, "TEXT": 4, "M
 def table_name(feed: Feed) -> str:
     name = feed.warehouse_table or feed.name
     if name in RESERVED_TABLES:
-        raise LakehouseError(f"feed {feed.name}: warehouse table {name} belongs to the star schema; "
-                             "give the feed another warehouse_table")
+        raise LakehouseError(f"feed {feed.name}: warehouse table {name} belongs to the project (star schema, "
+                             "offsets, permissions); give the feed another warehouse_table")
     return name
 
 

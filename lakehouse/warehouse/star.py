@@ -270,9 +270,10 @@ def _curated() -> dict[str, StarMapping]:
 
 
 CURATED: dict[str, StarMapping] = _curated()
-# Tables the migrations own: an auto-mapped feed may not take one of these names.
+PERMISSION_TABLES = ("data_lake_permissions", "data_lake_permissions_audit")  # lakehouse.permissions makes them
+# Tables the project owns: an auto-mapped feed may not take one of these names.
 RESERVED_TABLES = frozenset({
     "dim_users", "dim_payment_methods", "dim_products", "kafka_offsets", "sync_runs", "schema_version",
-    *(m.table for m in CURATED.values()),
+    *(m.table for m in CURATED.values()), *PERMISSION_TABLES,
 })
 

@@ -1,0 +1,26 @@
+"""Pure pieces of the warehouse (no server needed): the LOAD DATA file format, table names."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.catalog import Feed
+from lakehouse.errors import LakehouseError
+from lakehouse.warehouse.automap import table_name
+from lakehouse.warehouse.upsert import tsv
+
+
+def test_file_of_a_slice_escapes_exactly_the_values_in_the_slice() -> None:
+    table = pa.table({"name": ["a\tb", "plain", "back\\slash", None, "tail\n"], "city": ["x", "y", "z", "w", "\0"]})
+    assert tsv(table).to_pybytes() == (b"a\\tb\tx\nplain\ty\nback\\\\slash\tz\n\\N\tw\ntail\\n\t\\0\n")
+    assert tsv(table.slice(1, 1)).to_pybytes() == b"plain\ty\n"  # specials only outside the slice: none escaped
+    assert tsv(table.slice(2, 2)).to_pybytes() == b"back\\\\slash\tz\n\\N\tw\n"
+    assert tsv(pa.table({"empty": pa.array(["", ""], pa.string())})).to_pybytes() == b"\n\n"
+
+
+def test_a_feed_cannot_take_a_table_the_project_owns() -> None:
+    for owned in ("dim_users", "kafka_offsets", "data_lake_permissions", "data_lake_permissions_audit"):
+        with pytest.raises(LakehouseError, match=f"warehouse table {owned} belongs to the project"):
+            table_name(Feed(name=owned, kind="table", topic=owned, key_columns=["id"]))
+    assert table_name(Feed(name="merchant_totals", kind="table", topic="m", key_columns=["id"])) == "merchant_totals"
