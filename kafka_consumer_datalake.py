@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake_consumer import DEFAULT_GROUP, LandingOptions, land, reconcile, select_feeds
+from lakehouse.lake_consumer import DEFAULT_GROUP, LandingOptions, default_group_id, land, reconcile, select_feeds
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
@@ -35,11 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--topics", type=cli.csv_list, help="Kafka topics a,b (a topic without a feed gets one)")
     source.add_argument("--feeds", type=cli.csv_list, help="catalog feeds a,b (default: every active feed)")
-    parser.add_argument("--group-id", default=DEFAULT_GROUP, help=f"consumer group (default {DEFAULT_GROUP})")
+    parser.add_argument("--group-id", help=f"consumer group (default: <LAKEHOUSE_TOPIC_PREFIX>{DEFAULT_GROUP}, the "
+                                           "group export_to_data_lake.py joins)")
     bound = parser.add_mutually_exclusive_group()
     bound.add_argument("--until-end", action="store_true", help="stop at the end offsets seen at start")
-    bound.add_argument("--max-messages", type=_positive, metavar="N", help="stop after N records")
-    parser.add_argument("--flush-size", type=_positive, default=LandingOptions.flush_size, metavar="N",
+    bound.add_argument("--max-messages", type=cli.at_least(1), metavar="N", help="stop after N records")
+    parser.add_argument("--flush-size", type=cli.at_least(1), default=LandingOptions.flush_size, metavar="N",
                         help="records per (partition, day) buffer that trigger a flush (default %(default)s)")
     parser.add_argument("--flush-interval", type=float, default=LandingOptions.flush_interval, metavar="SECONDS",
                         help="longest wait before buffered records land, idle or not (default %(default)s)")
@@ -62,8 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    options = LandingOptions(group_id=args.group_id, until_end=args.until_end, max_messages=args.max_messages,
-                             flush_size=args.flush_size, flush_interval=args.flush_interval,
+    options = LandingOptions(group_id=args.group_id or default_group_id(settings), until_end=args.until_end,
+                             max_messages=args.max_messages, flush_size=args.flush_size,
+                             flush_interval=args.flush_interval,
                              snapshot_interval=args.snapshot_interval,
                              progress=sys.stderr.isatty() and (args.until_end or args.max_messages is not None))
     summary = land(settings, feeds, options, stop)
@@ -79,14 +81,10 @@ def print_reconciliation(storage: LakeStorage, feed_names: list[str] | None) -> 
     results = reconcile(storage, feeds)
     print(render(["feed", "consumed", "landed", "quarantined", "balanced"],
                  [[r.feed, r.consumed, r.landed, r.quarantined, "yes" if r.balanced else "NO"] for r in results]))
+    for r in results:
+        if r.retired:
+            print(f"{r.feed}: landed and quarantined include {r.retired:,} rows data_retention.py has deleted since")
     return 0 if all(r.balanced for r in results) else 1
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
 
 
 if __name__ == "__main__":

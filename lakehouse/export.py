@@ -118,15 +118,9 @@ class StreamExport:
                 f"{self.quarantined} quarantined")
 
 
-def lake_group(settings: Settings) -> str:
-    """The lake consumer's default group in this environment: export joins it, so Kafka gives each partition
-    to one of them at a time, and both continue from the offsets recorded in the lake."""
-    return f"{settings.topic_prefix}{lake_consumer.DEFAULT_GROUP}"
-
-
 def export_stream(settings: Settings, feed: Feed) -> StreamExport:
     """Land the feed from its landed offsets to the end offsets seen now, with the lake consumer's machinery."""
-    options = lake_consumer.LandingOptions(group_id=lake_group(settings), until_end=True)
+    options = lake_consumer.LandingOptions(group_id=lake_consumer.default_group_id(settings), until_end=True)
     totals = lake_consumer.land(settings, [feed], options).feeds[feed.name]
     return StreamExport(feed.name, totals.consumed, totals.landed, totals.quarantined, totals.files)
 

@@ -44,9 +44,15 @@ _JSON_BLOCK = 1 << 20  # bulk JSON parse block; a record larger than half of it 
 _RECORD_BY_RECORD = 256  # records: a rejected batch is split down to this size before going record by record
 
 
+def default_group_id(settings: Settings) -> str:
+    """The lake consumer's group in this environment; export joins it, so Kafka gives each partition to one of
+    them at a time. The topic prefix keeps environments (and tests) sharing one broker out of each other's groups."""
+    return f"{settings.topic_prefix}{DEFAULT_GROUP}"
+
+
 @dataclass(frozen=True)
 class LandingOptions:
-    group_id: str = DEFAULT_GROUP
+    group_id: str
     until_end: bool = False
     max_messages: int | None = None
     flush_size: int = 50_000  # records in one (topic, partition, day) buffer
@@ -642,8 +648,9 @@ def _describe(partitions: list[TopicPartition]) -> str:
 class Reconciliation:
     feed: str
     consumed: int
-    landed: int
-    quarantined: int
+    landed: int  # rows landed in files, including those retention has deleted since (`retired`)
+    quarantined: int  # the same for quarantine records
+    retired: int = 0
 
     @property
     def balanced(self) -> bool:
@@ -659,10 +666,15 @@ def reconcile(storage: LakeStorage, feeds: list[Feed]) -> list[Reconciliation]:
             results.append(Reconciliation(feed.name, changelog.get("records", 0), changelog.get("applied", 0),
                                           changelog.get("quarantined", 0)))
             continue
-        states = FeedMetadata(storage, feed.name).partition_states()
+        metadata = FeedMetadata(storage, feed.name)
         quarantine_dir = f"{layout.QUARANTINE}/{feed.name}"
         quarantined = sum(storage.parquet_row_count(f.path) for f in storage.walk_files(quarantine_dir)
                           if f.path.endswith(".parquet"))
-        results.append(Reconciliation(feed.name, sum(int(s.get("consumed", 0)) for s in states),
-                                      lake_writer.landed_rows(storage, feed.name), quarantined))
+        # Retention deletes landed rows on purpose; it records how many per target in the feed's metadata.
+        retired = {target: int(totals.get("rows_deleted", 0))
+                   for target, totals in metadata.read().get("retention", {}).items()}
+        results.append(Reconciliation(
+            feed.name, sum(int(s.get("consumed", 0)) for s in metadata.partition_states()),
+            lake_writer.landed_rows(storage, feed.name) + retired.get("stream", 0),
+            quarantined + retired.get("quarantine", 0), sum(retired.values())))
     return results

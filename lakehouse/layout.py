@@ -84,6 +84,21 @@ def metadata_file(feed: str) -> str:
     return f"{METADATA}/{feed}/feed.json"
 
 
+def metadata_lock(feed: str) -> str:
+    """Held while feed.json is read, changed and written back (several processes update it)."""
+    return f"{METADATA}/{feed}/.feed.lock"
+
+
+def snapshot_lock(feed: str) -> str:
+    """Held while a table version is planned, published and recorded (consumer, export and sync may race)."""
+    return f"{METADATA}/{feed}/.snapshot.lock"
+
+
+def publisher_lock(feed: str) -> str:
+    """Held for its whole run by the one lake consumer copy that publishes a table feed's versions."""
+    return f"{METADATA}/{feed}/.publisher.lock"
+
+
 def offsets_file(feed: str, topic: str, partition: int) -> str:
     return f"{METADATA}/{feed}/offsets/{topic}+{partition}.json"
 

@@ -32,11 +32,14 @@ class FeedMetadata:
         return orjson.loads(self.storage.read_bytes(path)) if self.storage.exists(path) else {"feed": self.feed}
 
     def update(self, change: Callable[[dict], None]) -> dict:
-        """Read feed.json, let `change` edit it in place, stamp updated_at, write it back atomically."""
-        document = self.read()
-        change(document)
-        document["updated_at"] = utc_now_iso()
-        self.storage.write_bytes(layout.metadata_file(self.feed), orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        """Read feed.json, let `change` edit it in place, stamp updated_at, write it back atomically; under the
+        feed's metadata lock, so concurrent updaters (consumer copies, export, retention) never lose a change."""
+        with self.storage.exclusive(layout.metadata_lock(self.feed)):
+            document = self.read()
+            change(document)
+            document["updated_at"] = utc_now_iso()
+            self.storage.write_bytes(layout.metadata_file(self.feed),
+                                     orjson.dumps(document, option=orjson.OPT_INDENT_2))
         return document
 
     def offsets(self, topic: str) -> dict[int, int]:

@@ -9,18 +9,14 @@ A tick runs the selected tasks in order; a failing task is recorded with its err
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import signal
-import tempfile
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import orjson
 import schedule
@@ -56,29 +52,16 @@ def tasks_for(selection: str) -> list[str]:
 @contextmanager
 def exclusive_run(storage: LakeStorage) -> Iterator[None]:
     """Hold the orchestrator lock for the whole process; a second start is refused, not queued."""
-    lock_path = storage.local_path(LOCK_FILE) or _machine_lock_path(storage.root)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the life of the lock
-    try:
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise LakehouseError(f"another orchestrator run is in progress ({holder}); refusing to overlap") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {utc_now_iso()}")
-        handle.flush()
+            note = held.enter_context(storage.exclusive(LOCK_FILE, wait=False))
+        except BlockingIOError as busy:
+            raise LakehouseError(f"another orchestrator run is in progress ({str(busy) or 'unknown'}); "
+                                 "refusing to overlap") from None
+        note.truncate(0)
+        note.write(f"pid {os.getpid()} since {utc_now_iso()}")
+        note.flush()
         yield
-    finally:
-        handle.close()
-
-
-def _machine_lock_path(root: str) -> Path:
-    """For a lake on an object store: a lock file on this machine, one per lake root."""
-    digest = hashlib.sha256(root.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"lakehouse-orchestrator-{digest}.lock"
 
 
 def run_tick(storage: LakeStorage, tasks: list[str], runner: TaskRunner,

@@ -75,8 +75,15 @@ def write_snapshot(storage: LakeStorage, feed: Feed, rows: list[dict] | pa.Table
     Storage mode `ignore` never rewrites an existing version; `overwrite` replaces it atomically.
     `source_offsets` (changelog partition -> next offset) records how far the topic the version reflects
     was read; an unchanged table moves the current version's mark forward (for lag reporting).
+    Runs under the feed's snapshot lock: writers publishing at once take turns instead of racing for a number.
     """
     table = rows if isinstance(rows, pa.Table) else rows_to_table(feed, rows)
+    with storage.exclusive(layout.snapshot_lock(feed.name)):
+        return _write_locked(storage, feed, table, version, source_offsets)
+
+
+def _write_locked(storage: LakeStorage, feed: Feed, table: pa.Table, version: int | None,
+                  source_offsets: dict[int, int] | None) -> SnapshotResult:
     digest = content_hash(table)
     metadata = FeedMetadata(storage, feed.name)
     existing = list_versions(storage, feed.name)
@@ -120,7 +127,7 @@ def _mark_offsets(document: dict, version: int, source_offsets: dict[int, int]) 
     entry["source_offsets"] = {str(partition): offset for partition, offset in sorted(source_offsets.items())}
 
 
-def source_offsets(storage: LakeStorage, feed_name: str) -> dict[int, int] | None:
+def source_offsets_of(storage: LakeStorage, feed_name: str) -> dict[int, int] | None:
     """How far the changelog was read for the current version (None when not recorded)."""
     version = current_version(storage, feed_name)
     entry = FeedMetadata(storage, feed_name).read().get("versions", {}).get(str(version), {})

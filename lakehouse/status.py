@@ -242,7 +242,7 @@ def _feed_status(settings: Settings, storage: LakeStorage, feed: Feed, kafka: Ka
                           topic_records, lake_lag, None)
     current = snapshots.current_version(storage, feed.name)
     rows = storage.parquet_row_count(layout.table_snapshot_file(feed.name, current)) if current else 0
-    read_to = snapshots.source_offsets(storage, feed.name)
+    read_to = snapshots.source_offsets_of(storage, feed.name)
     lake_lag = lag(watermarks, read_to) if watermarks and read_to is not None else None
     warehouse_lag = None
     if watermarks and stored is not None:

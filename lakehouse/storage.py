@@ -7,10 +7,16 @@ Writes are atomic: a hidden temp file next to the target, made durable, then ren
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -45,6 +51,28 @@ class LakeStorage:
     def local_path(self, rel: str) -> Path | None:
         """The local path of `rel`, or None when the lake is on an object store."""
         return self.local_root / rel if self.local_root is not None else None
+
+    @contextmanager
+    def exclusive(self, rel: str, wait: bool = True) -> Iterator[IO[str]]:
+        """Hold the exclusive lock named `rel` (yields its open lock file, to note the holder in). `wait=False`:
+        BlockingIOError, with the holder's note as its text, when the lock is held.
+
+        The lock file is `rel` in a local lake. For a lake on an object store it is a file on this machine (one
+        per lake root and name), so it keeps out processes of this machine only.
+        """
+        path = self.local_path(rel) or self._machine_lock_path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                handle.seek(0)
+                raise BlockingIOError(handle.read().strip()) from None
+            yield handle  # closing the file releases the lock, also when the process dies
+
+    def _machine_lock_path(self, rel: str) -> Path:
+        digest = hashlib.sha256(f"{self.root}\0{rel}".encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"lakehouse-{digest}.lock"
 
     # ---------------------------------------------------------------- queries
     def exists(self, rel: str) -> bool:

@@ -4,6 +4,10 @@ The consumer reads each table topic from the beginning (compacted topics stay sm
 latest value per key (a tombstone deletes it) and, once it has caught up with the end offsets seen at
 start, writes a complete `version=vN` through lakehouse.snapshots: only when the table changed, at most
 once per snapshot interval, and a final one when it stops. A half-read table is never published.
+
+Several copies of the consumer each materialize every table feed, but only one at a time publishes a feed
+(the holder of its publisher lock, kept until that copy ends); the others keep their state current and
+take over at their next snapshot once the holder is gone. So copies never publish older states over newer.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
-from lakehouse import kafka_io
+from lakehouse import kafka_io, layout
 from lakehouse.catalog import Feed
 from lakehouse.changelog import ChangelogReader
 from lakehouse.metadata import FeedMetadata
@@ -45,6 +50,8 @@ class TableLander:
         self.stop = stop
         self.feeds = [feed for feed in feeds if self._topic_exists(feed)]
         self.totals = {feed.name: TableTotals() for feed in feeds}
+        self._publisher_locks = ExitStack()
+        self._publishing: set[str] = set()
 
     def _topic_exists(self, feed: Feed) -> bool:
         if kafka_io.topic_partitions(self.settings, self.settings.topic(feed.topic)):
@@ -71,6 +78,7 @@ class TableLander:
                 self._snapshot(reader)
         finally:
             reader.close()
+            self._publisher_locks.close()
         return self.totals
 
     def _snapshot(self, reader: ChangelogReader) -> None:
@@ -80,10 +88,24 @@ class TableLander:
             totals = self.totals[feed.name]
             totals.applied, totals.quarantined = state.applied, state.quarantined
             totals.consumed = state.applied + state.quarantined
+            if not self._publishes(feed):
+                continue
             if state.changed or current_version(self.storage, feed.name) is None:
                 result = write_snapshot(self.storage, feed, state.rows(), source_offsets=state.next_offsets)
                 state.changed = False
                 self._record(feed, result, totals)
+
+    def _publishes(self, feed: Feed) -> bool:
+        """Whether this copy publishes `feed` (taking its publisher lock when free; kept until the run ends)."""
+        if feed.name not in self._publishing:
+            try:
+                self._publisher_locks.enter_context(self.storage.exclusive(layout.publisher_lock(feed.name),
+                                                                           wait=False))
+            except BlockingIOError:
+                log.info("table %s: another consumer copy publishes its versions; this one stands by", feed.name)
+                return False
+            self._publishing.add(feed.name)
+        return True
 
     def _record(self, feed: Feed, result: SnapshotResult, totals: TableTotals) -> None:
         totals.current_version = result.version

@@ -18,6 +18,15 @@ LOGS=$STACK/logs
 KAFKA_PORT=9092
 CONTROLLER_PORT=9093
 MYSQL_PORT_LOCAL=3306
+# The scripts read .env too (python-dotenv): the stack must create the user they will log in as.
+dotenv() {  # dotenv NAME: its value in .env, quotes removed; empty when absent
+  [ -f "$ROOT/.env" ] || return 0
+  sed -n "s/^[[:space:]]*\(export[[:space:]]\+\)\?$1[[:space:]]*=[[:space:]]*//p" "$ROOT/.env" | tail -n 1 \
+    | sed -e 's/^"\(.*\)"[[:space:]]*$/\1/' -e "s/^'\(.*\)'[[:space:]]*$/\1/"
+}
+MYSQL_DATABASE=${MYSQL_DATABASE:-$(dotenv MYSQL_DATABASE)}
+MYSQL_USER=${MYSQL_USER:-$(dotenv MYSQL_USER)}
+MYSQL_PASSWORD=${MYSQL_PASSWORD:-$(dotenv MYSQL_PASSWORD)}
 MYSQL_DATABASE=${MYSQL_DATABASE:-data_warehouse}
 MYSQL_USER=${MYSQL_USER:-lakehouse}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-lakehouse}

@@ -95,9 +95,11 @@ def test_every_eur_conversion_uses_the_configured_rates() -> None:
     cases = [case for statement in _statements() for case in re.findall(r"CASE (.*?) END", statement, re.S)]
     assert len(cases) == 5  # anonymized stream once, user summary in EUR four times (no subqueries in ksqlDB)
     for case in cases:
-        rates = {currency: Decimal(rate)
-                 for currency, rate in re.findall(r"CURRENCY = '(\w+)' THEN ([0-9.]+)", case)}
+        # ksqlDB types 1.0 and 0.0062 as different DECIMALs and wants every THEN of a CASE to have one type.
+        rates = {currency: Decimal(rate) for currency, rate in
+                 re.findall(r"CURRENCY = '(\w+)' THEN CAST\(([0-9.]+) AS DECIMAL\(10, 4\)\)", case)}
         assert rates == EUR_RATES
+        assert case.count("THEN") == len(rates)
 
 
 def test_apply_prefixes_every_topic_of_the_environment() -> None:

@@ -129,6 +129,22 @@ def test_100k_events_over_3_days_land_once_in_their_day_partition(env, settings_
     assert re.search(rf"{FEED}\s+100000\s+100000\s+0\s+yes", reconciled.stdout)
 
 
+def test_reconciliation_still_balances_after_retention_deleted_landed_days(env, settings_for, lake_root) -> None:
+    init_lake(settings_for)
+    produced = produce_events(settings_for, 3_000, days=3)
+    run_script(SCRIPT, "--feeds", FEED, "--until-end", "--group-id", unique("g"), env=env, check=True)
+    oldest = min(e["timestamp"][:10] for e in produced)
+    retired = sum(e["timestamp"][:10] == oldest for e in produced)
+
+    run_script("data_retention.py", "--stream", FEED, "--retention-days", "2", env=env, check=True)
+    assert query(f"select count(*) from read_parquet('{feed_glob(lake_root)}')")[0][0] == 3_000 - retired
+
+    reconciled = run_script(SCRIPT, "--reconcile", "--feeds", FEED, env=env)
+    assert reconciled.returncode == 0, reconciled.stdout
+    assert re.search(rf"{FEED}\s+3000\s+3000\s+0\s+yes", reconciled.stdout)
+    assert f"include {retired:,} rows data_retention.py has deleted since" in reconciled.stdout
+
+
 def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, settings_for, lake_root) -> None:
     storage = init_lake(settings_for)
     topic = settings_for.topic(FEED)

@@ -122,3 +122,33 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_two_copies_take_turns_publishing_a_table_and_never_go_back(env: dict[str, str], settings_for: Settings,
+                                                                    lake_root: Path) -> None:
+    """Each copy materializes the table; only one publishes it; when it stops, the other takes over."""
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    _produce(settings_for, [("paypal", _totals(10.0, 1))])
+    command = [sys.executable, "kafka_consumer_datalake.py", "--feeds", FEED, "--snapshot-interval", "0.5"]
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        _wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"])
+        second = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        for count in range(2, 6):  # both copies read every change; the first one publishes them
+            _produce(settings_for, [("paypal", _totals(10.0 * count, count))])
+            _wait_for(lambda count=count: _versions(lake_root)[-1] == f"version=v{count}")
+        first.send_signal(signal.SIGTERM)
+        _out, first_err = first.communicate(timeout=60)
+        _produce(settings_for, [("paypal", _totals(60.0, 6))])  # now the second copy takes over
+        _wait_for(lambda: _versions(lake_root)[-1] == "version=v6")
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        _out, second_err = second.communicate(timeout=60) if second is not None else ("", "")
+    assert first.returncode == 0 and second.returncode == 0, first_err[-2000:] + second_err[-2000:]
+    assert "another consumer copy publishes its versions; this one stands by" in second_err
+    counts = [_version_rows(lake_root, v)["paypal"]["transaction_count"] for v in range(1, 7)]
+    assert counts == [1, 2, 3, 4, 5, 6], "a version went back to an older state or repeated one"
