@@ -322,6 +322,25 @@ def pull_table(settings: Settings, ksql_name: str) -> list[dict]:
     return [normalize_columns(row) for row in rows]
 
 
+def pull_by_key(settings: Settings, ksql_name: str, key: dict[str, str | int]) -> list[dict]:
+    """The row(s) of a ksqlDB table with these key column values (a keyed pull query: a lookup, not a scan),
+    columns in snake_case. `key` maps key column names (any case) to values."""
+    if not key:
+        raise LakehouseError("a keyed pull query needs at least one key column")
+    conditions = " AND ".join(f"{_identifier(column)} = {_literal(value)}" for column, value in key.items())
+    rows = client_for(settings).pull(f"SELECT * FROM {_identifier(ksql_name)} WHERE {conditions};")
+    return [normalize_columns(row) for row in rows]
+
+
+def _literal(value: str | int) -> str:
+    """A ksqlDB literal: integers as they are, text quoted with its quotes doubled (so a value never becomes SQL)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise LakehouseError(f"key values are text or integers, got {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _head(statement: str) -> str:
     words = statement.rstrip(";").split()
     cut = next((i for i, w in enumerate(words) if w.upper() in ("(", "WITH", "AS") or w.startswith("(")), len(words))

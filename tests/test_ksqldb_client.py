@@ -11,7 +11,7 @@ from ksqldb_double import CONTENT_TYPE, KsqlDbDouble, ksqldb_double  # noqa: F40
 from support import run_script
 
 from lakehouse.errors import LakehouseError
-from lakehouse.ksqldb import KsqlClient, column_names, key_columns, pull_table
+from lakehouse.ksqldb import KsqlClient, column_names, key_columns, pull_by_key, pull_table
 from lakehouse.settings import Settings
 
 
@@ -87,6 +87,19 @@ def test_pull_table_returns_snake_case_rows(ksqldb_double: KsqlDbDouble) -> None
                        "purchase_count": 3, "total_quantity": 7, "total_revenue": 146.93, "avg_price": 20.99,
                        "unique_buyers": 2}
     assert len(rows) == 3
+
+
+def test_keyed_pull_looks_up_one_row_and_quotes_its_key(ksqldb_double: KsqlDbDouble) -> None:  # noqa: F811
+    settings = Settings(ksqldb_url=ksqldb_double.url)
+    rows = pull_by_key(settings, "user_transaction_summary", {"user_id": "user_00001", "TRANSACTION_TYPE": "purchase"})
+    assert [(r["user_id"], r["transaction_type"], r["transaction_count"]) for r in rows] == [
+        ("user_00001", "purchase", 2)]
+    quoted = pull_by_key(settings, "USER_TRANSACTION_SUMMARY", {"USER_ID": "o'brien", "TRANSACTION_TYPE": "purchase"})
+    assert quoted[0]["user_name"] == "Pat O'Brien"
+    assert ksqldb_double.requests[-1]["body"]["ksql"] == (
+        "SELECT * FROM USER_TRANSACTION_SUMMARY WHERE USER_ID = 'o''brien' AND TRANSACTION_TYPE = 'purchase';")
+    with pytest.raises(LakehouseError, match="invalid ksqlDB stream or table name"):
+        pull_by_key(settings, "USER_TRANSACTION_SUMMARY", {"USER_ID = 'x' OR 1=1 --": "y"})
 
 
 def test_header_schema_parsing_handles_decimals_and_structs() -> None:
