@@ -514,8 +514,26 @@ class StreamLander:
                 self.feeds[topic].name, day, topic, partition, buffer.first_offset), table)
         for key, item in commits.items():
             item.counts = {**pending[key].counts, "files": len(item.renames)}
-        lake_writer.commit(self.storage, commits.values())
-        self._after_commit(pending, commits)
+        fenced = {(item.topic, item.partition) for item in lake_writer.commit(self.storage, commits.values())}
+        for key in fenced:
+            self._read_again(pending.pop(key))
+        self.buffers.clear()
+        self.pending_since = None
+        if pending:
+            self._after_commit(pending, commits)
+
+    def _read_again(self, progress: PartitionProgress) -> None:
+        """Another writer landed this partition meanwhile: drop what we held and resume where the lake is."""
+        start = self.decoders[progress.topic].metadata.offsets(progress.topic).get(progress.partition, 0)
+        log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets %d-%d; "
+                    "dropped them and reading again from %d", progress.topic, progress.partition, start,
+                    progress.start_offset, progress.next_offset - 1, start)
+        progress.counts, progress.bad = Counter(), []
+        progress.start_offset = progress.next_offset = start
+        try:
+            self.consumer.seek(TopicPartition(progress.topic, progress.partition, start))
+        except KafkaException as exc:  # being revoked right now: its next owner starts from the lake anyway
+            log.warning("could not seek %s[%d]: %s", progress.topic, progress.partition, exc)
 
     def _after_commit(self, landed: dict[tuple[str, int], PartitionProgress],
                       commits: dict[tuple[str, int], lake_writer.PartitionCommit]) -> None:
@@ -526,8 +544,6 @@ class StreamLander:
             progress.counts = Counter()
             progress.bad = []
             progress.start_offset = progress.next_offset
-        self.buffers.clear()
-        self.pending_since = None
         for feed in {p.feed.name: p.feed for p in landed.values()}.values():
             self._record_feed_totals(feed)
         self._commit_kafka([TopicPartition(p.topic, p.partition, p.next_offset) for p in landed.values()])

@@ -11,12 +11,18 @@ A commit covers some Kafka partitions; for each partition it
 A crash before 2 leaves only garbage staging (discarded on recovery, the records are replayed into the
 same deterministic file names); a crash after 2 is completed by `recover_partition`. So every record lands
 exactly once whatever the moment of the crash. Export reuses the same functions.
+
+Two writers of one partition (a rebalance that overlaps, a consumer and an export in different groups) are
+fenced: steps 2 to 5 run under the partition's lock, and only when the lake's next offset is still the one the
+commit started from and all its staged files are there; otherwise the commit is dropped (its staged files
+deleted) and returned to the caller, which reads the partition again from the lake's offset.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
@@ -139,31 +145,48 @@ class PartitionCommit:
         self.renames.append((staged, final))
 
 
-def commit(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> None:
-    """Steps 2 to 5 for partitions whose files are all staged (step 1)."""
-    commits = list(commits)
-    write_manifests(storage, commits)
-    for item in commits:
-        complete(storage, item)
+def commit(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> list[PartitionCommit]:
+    """Steps 2 to 5 for partitions whose files are all staged (step 1); returns the commits that were fenced
+    (another writer moved the partition on, or removed their staged files) and so landed nothing."""
+    commits = sorted(commits, key=lambda item: (item.topic, item.partition))  # one lock order: no deadlock
+    with ExitStack() as locks:
+        for item in commits:
+            locks.enter_context(storage.exclusive(partition_lock(item.topic, item.partition)))
+        current = [item for item in commits if _still_current(storage, item)]
+        for item in current:  # step 2 for all of them first: from here on each gets completed whatever happens
+            storage.write_bytes(manifest_file(item.topic, item.partition), orjson.dumps(asdict(item)))
+        for item in current:
+            complete(storage, item)
+    fenced = [item for item in commits if item not in current]
+    for item in fenced:
+        for staged, _final in item.renames:
+            if storage.exists(staged):
+                storage.delete_file(staged)
+    return fenced
 
 
-def write_manifests(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> None:
-    """Step 2: from here on the commit of each partition is decided and gets completed whatever happens."""
-    for item in commits:
-        storage.write_bytes(manifest_file(item.topic, item.partition), orjson.dumps(asdict(item)))
+def partition_lock(topic: str, partition: int) -> str:
+    return f"{STAGING}/locks/{topic}+{partition}.lock"
+
+
+def _still_current(storage: LakeStorage, item: PartitionCommit) -> bool:
+    state = FeedMetadata(storage, item.feed).partition_state(item.topic, item.partition)
+    landed = None if state is None else int(state["next_offset"])
+    return landed in (None, item.start_offset) and all(storage.exists(staged) for staged, _final in item.renames)
 
 
 def recover_partition(storage: LakeStorage, topic: str, partition: int) -> PartitionCommit | None:
     """Before reading a partition: finish its interrupted commit, if any, and drop its garbage staging."""
-    path = manifest_file(topic, partition)
-    recovered = None
-    if storage.exists(path):
-        entry = orjson.loads(storage.read_bytes(path))
-        recovered = PartitionCommit(**{**entry, "renames": [tuple(pair) for pair in entry["renames"]]})
-        complete(storage, recovered)
-    if storage.exists(staging_dir(topic, partition)):
-        storage.delete_dir(staging_dir(topic, partition))
-    return recovered
+    with storage.exclusive(partition_lock(topic, partition)):
+        path = manifest_file(topic, partition)
+        recovered = None
+        if storage.exists(path):
+            entry = orjson.loads(storage.read_bytes(path))
+            recovered = PartitionCommit(**{**entry, "renames": [tuple(pair) for pair in entry["renames"]]})
+            complete(storage, recovered)
+        if storage.exists(staging_dir(topic, partition)):
+            storage.delete_dir(staging_dir(topic, partition))
+        return recovered
 
 
 def complete(storage: LakeStorage, item: PartitionCommit) -> None:
