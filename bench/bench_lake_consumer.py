@@ -35,11 +35,14 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
     prefix = f"bench_{uuid.uuid4().hex[:8]}_"
     topic = f"{prefix}{FEED}"
     kafka_io.ensure_topics(settings, {topic: False})
-    produce(settings, topic, events_first, seed=1)
-    bare_rate = bare_consume_rate(settings, topic, events_first)
-    first = lake_consumer_run(settings, prefix, events_first)
-    produce(settings, topic, events_second, seed=2)
-    second = lake_consumer_run(settings, prefix, events_first + events_second)
+    try:
+        produce(settings, topic, events_first, seed=1)
+        bare_rate = bare_consume_rate(settings, topic, events_first)
+        first = lake_consumer_run(settings, prefix, events_first)
+        produce(settings, topic, events_second, seed=2)
+        second = lake_consumer_run(settings, prefix, events_first + events_second)
+    finally:
+        kafka_io.admin_client(settings).delete_topics([topic])
     result = {
         "events": events_first,
         "lake_events_per_s": round(first["rate"]),
@@ -50,7 +53,6 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
         "rss_growth": round(second["peak_rss_mb"] / first["peak_rss_mb"] - 1, 3),
         "lake_events_per_s_3m": round(second["rate"]),
     }
-    kafka_io.admin_client(settings).delete_topics([topic])
     return result
 
 

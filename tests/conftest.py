@@ -1,7 +1,8 @@
 """Fixtures over the real local stack (make up): Kafka on 127.0.0.1:9092, MariaDB on 127.0.0.1:3306.
 
 Tests share the broker and the server, so each one works in names of its own: topics and consumer
-groups with a unique suffix, a fresh lake folder, and a scratch database data_warehouse_t<hex>.
+groups with a unique suffix (the topics are deleted after the test), a fresh lake folder, and a
+scratch database data_warehouse_t<hex>.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import mysql.connector
 import pytest
 from support import base_env, unique
 
-from lakehouse.kafka_io import require_broker
+from lakehouse.kafka_io import admin_client, require_broker
 from lakehouse.settings import Settings, load_settings
 
 
@@ -72,5 +73,12 @@ def settings_for(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    return unique("t")
+def topic_prefix(stack_settings: Settings) -> Iterator[str]:
+    """This test's topic prefix; its topics are deleted afterwards, so the shared broker does not pile them up."""
+    prefix = unique("t")
+    yield prefix
+    admin = admin_client(stack_settings)
+    leftovers = [topic for topic in admin.list_topics(timeout=10).topics if topic.startswith(f"{prefix}_")]
+    if leftovers:
+        for deleted in admin.delete_topics(leftovers, operation_timeout=30).values():
+            deleted.exception(timeout=60)  # waits for the broker; a topic already gone is fine
