@@ -42,7 +42,7 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
         produce(settings, topic, events_second, seed=2)
         second = lake_consumer_run(settings, prefix, events_first + events_second)
     finally:
-        kafka_io.admin_client(settings).delete_topics([topic])
+        kafka_io.delete_topics(settings, [topic])
     result = {
         "events": events_first,
         "lake_events_per_s": round(first["rate"]),

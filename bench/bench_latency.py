@@ -109,7 +109,7 @@ def run(settings: Settings, probes: int = DEFAULT_PROBES, flush_interval: float 
         bare.stop.set()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         admin.close()
-        kafka_io.admin_client(settings).delete_topics([raw_topic, table_topic])
+        kafka_io.delete_topics(settings, [raw_topic, table_topic])
     return _figures(sampler, probes, flush_interval)
 
 

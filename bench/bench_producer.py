@@ -40,7 +40,7 @@ def run(settings: Settings, events: int = EVENTS) -> dict:
         report = produce_events(settings, generator, ProduceOptions(topic=script_name))
         _check_landed(settings, {ours: events, kcat: events, script: report.events})
     finally:
-        kafka_io.admin_client(settings).delete_topics([ours, kcat, script])
+        kafka_io.delete_topics(settings, [ours, kcat, script])
     return {
         "events": events,
         "ours_events_per_s": round(events / ours_seconds),

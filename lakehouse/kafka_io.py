@@ -1,4 +1,4 @@
-"""Kafka I/O: client configuration, explicit topic creation, reachability checks, end offsets."""
+"""Kafka I/O: client configuration, explicit topic creation and deletion, reachability checks, end offsets."""
 
 from __future__ import annotations
 
@@ -91,6 +91,24 @@ def _wait_for_offsets(client: Consumer, partition: TopicPartition, deadline: flo
                     f"topic {partition.topic} partition {partition.partition} is not readable: "
                     f"{exc.args[0].str()}") from None
             time.sleep(0.05)
+
+
+def delete_topics(settings: Settings, topics: list[str], timeout: float = 60.0) -> None:
+    """Delete `topics` and wait until the broker no longer lists them (a topic already gone is fine)."""
+    if not topics:
+        return
+    admin = require_broker(settings)  # kept until the broker confirms: a dropped client may never send the request
+    for name, future in admin.delete_topics(topics, operation_timeout=30).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise LakehouseError(f"cannot delete topic {name}: {exc.args[0].str()}") from None
+    deadline = time.monotonic() + timeout
+    while set(topics) & set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics):
+        if time.monotonic() > deadline:
+            raise LakehouseError(f"the broker still lists deleted topics after {timeout:.0f} s: {', '.join(topics)}")
+        time.sleep(0.2)
 
 
 def topic_partitions(settings: Settings, topic: str) -> list[int]:

@@ -15,7 +15,7 @@ import mysql.connector
 import pytest
 from support import base_env, unique
 
-from lakehouse.kafka_io import admin_client, require_broker
+from lakehouse.kafka_io import CONNECT_TIMEOUT_S, admin_client, delete_topics, require_broker
 from lakehouse.settings import Settings, load_settings
 
 
@@ -77,8 +77,5 @@ def topic_prefix(stack_settings: Settings) -> Iterator[str]:
     """This test's topic prefix; its topics are deleted afterwards, so the shared broker does not pile them up."""
     prefix = unique("t")
     yield prefix
-    admin = admin_client(stack_settings)
-    leftovers = [topic for topic in admin.list_topics(timeout=10).topics if topic.startswith(f"{prefix}_")]
-    if leftovers:
-        for deleted in admin.delete_topics(leftovers, operation_timeout=30).values():
-            deleted.exception(timeout=60)  # waits for the broker; a topic already gone is fine
+    topics = admin_client(stack_settings).list_topics(timeout=CONNECT_TIMEOUT_S).topics
+    delete_topics(stack_settings, [topic for topic in topics if topic.startswith(f"{prefix}_")])
