@@ -38,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group-id", help=f"consumer group (default: <LAKEHOUSE_TOPIC_PREFIX>{DEFAULT_GROUP}, the "
                                            "group export_to_data_lake.py joins)")
     bound = parser.add_mutually_exclusive_group()
-    bound.add_argument("--until-end", action="store_true", help="stop at the end offsets seen at start")
+    bound.add_argument("--until-end", action="store_true",
+                       help="stop once every partition (landed here, or by another member of the group as the "
+                            "lake's offsets show) reaches the end offset seen at start")
     bound.add_argument("--max-messages", type=cli.at_least(1), metavar="N", help="stop after N records")
     parser.add_argument("--flush-size", type=cli.at_least(1), default=LandingOptions.flush_size, metavar="N",
                         help="records per (partition, day) buffer that trigger a flush (default %(default)s)")

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                                            "(default: <LAKEHOUSE_TOPIC_PREFIX>lakehouse-warehouse)")
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--until-end", action="store_true",
-                      help="stop once every assigned partition reaches the end offset seen at start")
+                      help="stop once every partition of the topics (read here, or by another member of the "
+                           "group as MySQL's offsets show) reaches the end offset seen at start")
     stop.add_argument("--max-messages", type=_positive, help="stop after this many records")
     return parser
 

@@ -18,7 +18,6 @@ from lakehouse.records import BadRecord, decode_table_record
 from lakehouse.settings import Settings
 
 _BATCH = 5_000
-_MAX_IDLE_POLLS = 5
 
 
 @dataclass
@@ -77,7 +76,8 @@ class ChangelogReader:
         self.quarantine = quarantine
         self.feeds_by_topic = {settings.topic(feed.topic): feed for feed in feeds}
         self.states = {feed.name: TableState(key_columns=list(feed.key_columns)) for feed in feeds}
-        self.consumer = kafka_io.consumer(settings, group_id=f"lakehouse-materialize-{uuid.uuid4().hex}")
+        self.consumer = kafka_io.consumer(settings, group_id=f"lakehouse-materialize-{uuid.uuid4().hex}",
+                                          partition_ends=True)
         self.ends: dict[tuple[str, int], int] = {}
         assignment = []
         for topic, feed in self.feeds_by_topic.items():
@@ -89,25 +89,29 @@ class ChangelogReader:
                 self.ends[(topic, partition)] = end
                 assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         self.pending = {tp for tp, end in self.ends.items() if end > 0}
-        self.idle_polls = 0
         self.consumer.assign(assignment)
 
     def poll(self, timeout: float = 1.0) -> int:
         """Apply the next batch of records; returns how many arrived."""
         messages = self.consumer.consume(num_messages=_BATCH, timeout=timeout)
-        self.idle_polls = 0 if messages else self.idle_polls + 1
         for message in messages:
+            tp = (message.topic(), message.partition())
+            # the end event, not the last record, says a partition is read: compaction may have removed the
+            # records just below the end offset, or the partition may end in transaction markers
+            if kafka_io.is_partition_end(message):
+                if message.offset() >= self.ends[tp]:
+                    self.pending.discard(tp)
+                continue
             if message.error() is not None:
                 raise LakehouseError(f"reading {message.topic()}: {message.error().str()}")
             feed = self.feeds_by_topic[message.topic()]
             self.states[feed.name].apply_message(feed, message, self.quarantine)
-            if message.offset() + 1 >= self.ends[(message.topic(), message.partition())]:
-                self.pending.discard((message.topic(), message.partition()))
+            if message.offset() + 1 >= self.ends[tp]:
+                self.pending.discard(tp)
         return len(messages)
 
     def caught_up(self) -> bool:
-        # Compaction can remove the records just below the end offset; a few empty polls then mean "done".
-        return not self.pending or self.idle_polls >= _MAX_IDLE_POLLS
+        return not self.pending
 
     def close(self) -> None:
         self.consumer.close()

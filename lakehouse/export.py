@@ -305,7 +305,7 @@ def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str,
 def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
                 stop: dict[int, int]) -> Iterator[list[Message]]:
     """Records of `topic` from `start` (None: the beginning) up to, not including, `stop`, per partition."""
-    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}")
+    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}", partition_ends=True)
     try:
         pending = {}
         for partition, end in stop.items():
@@ -325,13 +325,18 @@ def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
                                      f"{sorted(pending)} have not reached their bound")
             wanted = []
             for message in messages:
-                if message.error() is not None:
-                    raise LakehouseError(f"reading {topic}: {message.error().str()}")
                 end = pending.get(message.partition())
-                if end is None or message.offset() >= end:
+                if kafka_io.is_partition_end(message):  # the bound may lie past transaction markers
+                    done = end is not None and message.offset() >= end
+                elif message.error() is not None:
+                    raise LakehouseError(f"reading {topic}: {message.error().str()}")
+                elif end is None:
                     continue
-                wanted.append(message)
-                if message.offset() + 1 >= end:
+                else:
+                    if message.offset() < end:
+                        wanted.append(message)
+                    done = message.offset() + 1 >= end
+                if done:
                     del pending[message.partition()]
                     client.incremental_unassign([TopicPartition(topic, message.partition())])
             if wanted:

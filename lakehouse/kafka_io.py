@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.errors import LakehouseError
@@ -140,8 +140,11 @@ def producer_config(settings: Settings, **overrides: object) -> dict[str, object
     return config
 
 
-def consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer:
-    """A consumer that never commits by itself: offsets move only after our writes are durable."""
+def consumer(settings: Settings, group_id: str, partition_ends: bool = False, **overrides: object) -> Consumer:
+    """A consumer that never commits by itself: offsets move only after our writes are durable.
+
+    `partition_ends`: also deliver an event at the end of each partition (see `is_partition_end`).
+    """
     config = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": group_id,
@@ -149,13 +152,26 @@ def consumer(settings: Settings, group_id: str, **overrides: object) -> Consumer
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
+        # A crashed member's partitions move to the others after this long (not the 45 s default): our offsets
+        # live with our writes, and the writers fence each other, so a fast hand-over costs one re-read at most.
+        "session.timeout.ms": 6_000,
+        "heartbeat.interval.ms": 1_500,
         "fetch.max.bytes": 52_428_800,
         "max.partition.fetch.bytes": 10_485_760,
         "queued.max.messages.kbytes": 131_072,
         "log_level": 0,
+        "enable.partition.eof": partition_ends,
     }
     config.update(overrides)
     return Consumer(config)
+
+
+def is_partition_end(message: Message) -> bool:
+    """The event a `partition_ends` consumer gets on reaching the end of a partition. Its offset is the partition's
+    next offset, past any transaction markers (which ksqlDB's exactly-once writes and no consumer receives): the
+    only way to see that a partition ending in markers is fully read."""
+    error = message.error()
+    return error is not None and error.code() == KafkaError._PARTITION_EOF
 
 
 def end_offsets(client: Consumer, topic: str, partitions: list[int], timeout: float = 10.0) -> dict[int, int]:

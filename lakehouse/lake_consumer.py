@@ -342,7 +342,7 @@ class StreamLander:
                          for topic, feed in self.feeds.items()}
         self.summary = LandingSummary(feeds={feed.name: FeedTotals() for feed in feeds})
         self.quarantine = QuarantineWriter(self.storage)
-        self.consumer: Consumer = kafka_io.consumer(settings, options.group_id)
+        self.consumer: Consumer = kafka_io.consumer(settings, options.group_id, partition_ends=True)
         self.settings = settings
         self.buffers: dict[tuple[str, int, date], DayBuffer] = {}
         self.partitions: dict[tuple[str, int], PartitionProgress] = {}
@@ -362,7 +362,7 @@ class StreamLander:
             self.consumer.subscribe(self._existing_topics(), on_assign=self._on_assign,
                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
             while not self._finished():
-                messages = self.consumer.consume(num_messages=self.options.batch_size, timeout=self._poll_timeout())
+                messages = self.consumer.consume(num_messages=self._batch_limit(), timeout=self._poll_timeout())
                 if messages:
                     self._handle(messages)
                 if self._checkpoint_due():
@@ -398,12 +398,32 @@ class StreamLander:
             return True
         if self.options.max_messages is not None and self.consumed >= self.options.max_messages:
             return True
-        return self.options.until_end and self.assigned_once and all(
-            self._reached_end(key) for key in self.partitions)
+        if not (self.options.until_end and self._own_partitions_at_end()):
+            return False
+        # A partition held elsewhere (by a live member, or by a killed one until its session expires and the
+        # partition comes here) is done only once the lake's offsets say it landed up to the end (what Kafka
+        # no longer holds, below the low watermark, cannot be waited for).
+        others = {key for key in self.watermarks if key not in self.partitions}
+        landed = {(topic, partition): offset for topic in {topic for topic, _ in others}
+                  for partition, offset in self.decoders[topic].metadata.offsets(topic).items()}
+        return all(max(landed.get(key, 0), low) >= high for key, (low, high) in self.watermarks.items()
+                   if key in others)
+
+    def _own_partitions_at_end(self) -> bool:
+        return self.assigned_once and all(self._reached_end(key) for key in self.partitions)
 
     def _reached_end(self, key: tuple[str, int]) -> bool:
         progress = self.partitions[key]
         return progress.next_offset >= self.watermarks.get(key, (0, progress.start_offset))[1]
+
+    def _batch_limit(self) -> int:
+        """--until-end: no more than the records still to come, so the last call returns as soon as they are
+        in rather than at its timeout."""
+        if not self.options.until_end:
+            return self.options.batch_size
+        left = sum(max(0, self.watermarks.get(key, (0, 0))[1] - progress.next_offset)
+                   for key, progress in self.partitions.items())
+        return max(1, min(self.options.batch_size, left))
 
     def _poll_timeout(self) -> float:
         if self.pending_since is None:
@@ -415,22 +435,26 @@ class StreamLander:
         if self.pending_since is None:
             return False
         return (time.monotonic() - self.pending_since >= self.options.flush_interval
+                # --until-end may wait on partitions held elsewhere; what it read itself lands meanwhile
+                or (self.options.until_end and self._own_partitions_at_end())
                 or len(self.buffers) > self.options.max_buffers
                 or sum(b.rows for b in self.buffers.values()) >= self.options.max_buffered_records
                 or any(b.rows >= self.options.flush_size for b in self.buffers.values()))
 
     # ---------------------------------------------------------------- one batch
     def _handle(self, messages: list[Message]) -> None:
-        failed = [m for m in messages if m.error() is not None]
-        if failed:
-            for message in failed:
-                log.warning("Kafka: %s", message.error().str())
-            messages = [m for m in messages if m.error() is None]
-        if self.options.max_messages is not None:
-            messages = messages[: self.options.max_messages - self.consumed]
-        by_topic = _group_by_topic(messages)
-        for topic, group in by_topic.items():
+        events = [m for m in messages if m.error() is not None]
+        records = [m for m in messages if m.error() is None] if events else messages
+        if self.options.max_messages is not None and len(records) > self.options.max_messages - self.consumed:
+            records = records[: self.options.max_messages - self.consumed]
+            events = []  # an end event must not move a partition past the records left unread
+        for topic, group in _group_by_topic(records).items():
             self._handle_topic(topic, group)
+        for event in events:  # after the records: an end event follows the records before it
+            if kafka_io.is_partition_end(event):
+                self._reached_partition_end(event)
+            else:
+                log.warning("Kafka: %s", event.error().str())
 
     def _handle_topic(self, topic: str, messages: list[Message]) -> None:
         batch = KafkaBatch.of(messages)
@@ -452,6 +476,16 @@ class StreamLander:
             progress.counts["consumed"] += count
         self.consumed += len(batch.messages)
         self.bar.update(len(batch.messages))
+
+    def _reached_partition_end(self, end: Message) -> None:
+        """Past a tail of offsets without records (transaction markers) the next offset to land is the end itself;
+        else --until-end would wait for records that never come."""
+        progress = self.partitions.get((end.topic(), end.partition()))
+        if progress is None or end.offset() <= progress.next_offset:
+            return
+        progress.next_offset = end.offset()
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
 
     def _all_fresh(self, topic: str, batch: KafkaBatch) -> bool:
         """True when every record is of a partition we own, at or after its position (the usual case)."""

@@ -5,8 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from lakehouse import kafka_io
+from lakehouse.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,3 +43,60 @@ def base_env(**overrides: str) -> dict[str, str]:
     env.pop("DATA_LAKE_ROOT", None)
     env.update(overrides)
     return env
+
+
+@contextmanager
+def producing(settings: Settings, transactional: bool = False, **config: object) -> Iterator[Producer]:
+    """A producer whose records are all delivered on exit. `transactional`: all in one transaction, as ksqlDB
+    writes with exactly-once, so a commit marker (an offset no consumer sees) follows each partition's records."""
+    if transactional:
+        config["transactional.id"] = unique("tx")
+    producer = kafka_io.producer(settings, **config)
+    if transactional:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+    yield producer
+    if transactional:
+        producer.commit_transaction(30)
+    assert producer.flush(30) == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> float:
+    """Seconds until `condition()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+class IdleGroupMember:
+    """A real member of a consumer group that holds partitions and does nothing with them (say, a copy that
+    is busy or stuck), until it leaves. Polled from a thread so it takes part in every rebalance."""
+
+    def __init__(self, consumer: Consumer, topic: str) -> None:
+        self.consumer = consumer
+        self.held: set[int] = set()  # kept by the rebalance callbacks: the client is not called across threads
+        self._stop = threading.Event()
+        consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _assigned(self, _consumer: Consumer, partitions: list) -> None:
+        self.held |= {p.partition for p in partitions}
+
+    def _revoked(self, _consumer: Consumer, partitions: list) -> None:
+        self.held -= {p.partition for p in partitions}
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.consumer.poll(0.1)
+        self.consumer.close()
+
+    def holds(self) -> int:
+        return len(self.held)
+
+    def leave(self) -> None:
+        self._stop.set()
+        self._thread.join()

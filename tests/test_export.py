@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
-from support import run_script
+from support import producing, run_script
 
 from lakehouse import kafka_io, layout
 from lakehouse.catalog import FeedCatalog
@@ -148,16 +148,15 @@ STREAM = "transaction_stream"
 START = date(2026, 11, 20)
 
 
-def produce_events(settings: Settings, seed: int, messages: int) -> list[dict]:
+def produce_events(settings: Settings, seed: int, messages: int, transactional: bool = False) -> list[dict]:
     """Raw events over 3 days, as kafka_producer.py sends them (key = transaction id)."""
     topic = settings.topic(STREAM)
     kafka_io.ensure_topics(settings, {topic: False})
     kafka_io.wait_until_readable(settings, [topic])
     events = list(generate_events(GeneratorOptions(messages=messages, seed=seed, users=50, days=3, start=START)))
-    producer = kafka_io.producer(settings)
-    for event in events:
-        producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event))
-    assert producer.flush(30) == 0
+    with producing(settings, transactional) as producer:
+        for event in events:
+            producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event))
     return events
 
 
@@ -237,6 +236,18 @@ def test_backfill_rebuilds_one_day_atomically_without_duplicates(
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
     for each_day, count in per_day(events).items():
         assert len(landed_ids(lake, each_day)) == count
+
+
+def test_export_and_backfill_read_past_the_transaction_markers_ending_each_partition(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=6, messages=1200, transactional=True)  # as ksqlDB exactly-once
+    assert "1200 records read, 1200 rows landed" in export(env, "--stream", STREAM, "--source", "kafka").stdout
+    day = START + timedelta(days=1)
+    out = export(env, "--stream", STREAM, "--date", day.isoformat()).stdout
+    assert f"replaced {layout.date_partition(day)}: " in out
+    assert sorted(landed_ids(lake, day)) == sorted(e["transaction_id"] for e in events
+                                                   if e["timestamp"].startswith(day.isoformat()))
+    assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
 
 
 def test_a_backfill_interrupted_mid_swap_is_repaired_by_the_next_one(

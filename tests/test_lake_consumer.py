@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow.dataset as ds
-from support import REPO, run_script, unique
+from support import REPO, IdleGroupMember, producing, run_script, unique, wait_for
 
 from lakehouse import events, kafka_io, lake_schema, lake_writer
 from lakehouse.catalog import FeedCatalog
@@ -34,25 +34,26 @@ def init_lake(settings: Settings) -> LakeStorage:
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]],
-            partition: int | None = None) -> None:
-    producer = kafka_io.producer(settings, **{"message.max.bytes": 5_000_000})
-    for key, value in records:
-        extra = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, **extra)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(30) == 0
+            partition: int | None = None, transactional: bool = False) -> None:
+    with producing(settings, transactional, **{"message.max.bytes": 5_000_000}) as producer:
+        for key, value in records:
+            extra = {} if partition is None else {"partition": partition}
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value, **extra)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            producer.poll(0)
 
 
-def produce_events(settings: Settings, count: int, days: int = 3, seed: int = 7) -> list[dict]:
+def produce_events(settings: Settings, count: int, days: int = 3, seed: int = 7,
+                   transactional: bool = False) -> list[dict]:
     topic = settings.topic(FEED)
     kafka_io.ensure_topics(settings, {topic: False})
     generated = list(events.generate_events(events.GeneratorOptions(messages=count, seed=seed, days=days)))
-    produce(settings, topic, [(e["transaction_id"].encode(), events.serialize(e)) for e in generated])
+    produce(settings, topic, [(e["transaction_id"].encode(), events.serialize(e)) for e in generated],
+            transactional=transactional)
     return generated
 
 
@@ -72,16 +73,6 @@ def landed_offsets(storage: LakeStorage, settings: Settings, feed: str = FEED) -
 def start_consumer(env: dict[str, str], *args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / SCRIPT), *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
-
-
-def wait_for(condition, timeout: float, what: str, step: float = 0.05) -> float:
-    """Seconds until `condition()` held; fails after `timeout`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def stop(process: subprocess.Popen, timeout: float = 60) -> str:
@@ -290,6 +281,50 @@ def test_two_consumers_in_one_group_share_six_partitions_exactly_once(env, setti
     assert len(ids) == 40_000
     assert set(ids) == {e["transaction_id"] for e in first_batch + second_batch}
     assert "revoked" in (tmp_path / "first.log").read_text()  # the first one gave partitions away
+
+
+def test_until_end_waits_for_the_partitions_another_member_holds_then_lands_them(env, settings_for,
+                                                                                   lake_root) -> None:
+    """A busy or crashed member still holds partitions: --until-end must not exit with them unlanded."""
+    storage = init_lake(settings_for)
+    group = unique("g")
+    produced = produce_events(settings_for, 6000)
+    member = IdleGroupMember(kafka_io.consumer(settings_for, group), settings_for.topic(FEED))
+    try:
+        wait_for(lambda: member.holds() == 6, 60, "the idle member holding the six partitions")
+        process = subprocess.Popen([sys.executable, str(REPO / SCRIPT), "--feeds", FEED, "--until-end",
+                                    "--group-id", group], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(FeedMetadata(storage, FEED).offsets(settings_for.topic(FEED))) == 6 - member.holds()
+                 > 0 or process.poll() is not None, 60, "the consumer landing its share of the partitions", step=0.2)
+        time.sleep(3)
+        assert process.poll() is None, "exited while another member held unlanded partitions"
+        assert landed_offsets(storage, settings_for) < 6000
+    finally:
+        member.leave()
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    ids = [row[0] for row in query(f"select transaction_id from read_parquet('{feed_glob(lake_root)}')")]
+    assert len(ids) == 6000
+    assert set(ids) == {e["transaction_id"] for e in produced}
+
+
+def test_until_end_finishes_and_lands_the_end_past_transaction_markers(env, settings_for, lake_root) -> None:
+    storage = init_lake(settings_for)
+    produced = produce_events(settings_for, 3000, transactional=True)
+    topic = settings_for.topic(FEED)
+    client = kafka_io.consumer(settings_for, unique("probe"))
+    ends = kafka_io.end_offsets(client, topic, kafka_io.topic_partitions(settings_for, topic))
+    client.close()
+    assert sum(ends.values()) == 3000 + 6  # a commit marker after each partition's records
+
+    run_script(SCRIPT, "--feeds", FEED, "--until-end", "--group-id", unique("g"), env=env, timeout=120, check=True)
+    assert FeedMetadata(storage, FEED).offsets(topic) == ends
+    ids = [row[0] for row in query(f"select transaction_id from read_parquet('{feed_glob(lake_root)}')")]
+    assert sorted(ids) == sorted(e["transaction_id"] for e in produced)
+    reconciled = run_script(SCRIPT, "--reconcile", "--feeds", FEED, env=env)
+    assert reconciled.returncode == 0, reconciled.stdout
+    assert re.search(rf"{FEED}\s+3000\s+3000\s+0\s+yes", reconciled.stdout), reconciled.stdout
 
 
 def test_catalog_metadata_shows_counts_and_offsets(env, settings_for) -> None:

@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from support import run_script, unique
+from support import run_script, unique, wait_for
 from test_lake_consumer import (
     FEED,
     SCRIPT,
@@ -17,7 +17,6 @@ from test_lake_consumer import (
     produce_events,
     query,
     start_consumer,
-    wait_for,
 )
 
 from lakehouse import lake_writer

@@ -6,12 +6,11 @@ import hashlib
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
-from support import REPO, run_script
+from support import REPO, run_script, wait_for
 
 from lakehouse import kafka_io
 from lakehouse.derive import table_key
@@ -106,22 +105,15 @@ def test_continuous_consumer_publishes_new_versions_and_stops_on_sigterm(env: di
                                 "--snapshot-interval", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _versions(lake_root) == ["version=v1"] if (lake_root / f"tables/{FEED}").exists()
-                  else False)
+        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"],
+                 60, "version 1")
         _produce(settings_for, [("paypal", _totals(20.0, 2))])
-        _wait_for(lambda: _versions(lake_root) == ["version=v1", "version=v2"])
+        wait_for(lambda: _versions(lake_root) == ["version=v1", "version=v2"], 60, "version 2")
         assert _version_rows(lake_root, 2)["paypal"]["transaction_count"] == 2
     finally:
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
-
-
-def _wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_two_copies_take_turns_publishing_a_table_and_never_go_back(env: dict[str, str], settings_for: Settings,
@@ -133,16 +125,17 @@ def test_two_copies_take_turns_publishing_a_table_and_never_go_back(env: dict[st
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = None
     try:
-        _wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"])
+        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"],
+                 60, "version 1")
         second = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
         for count in range(2, 6):  # both copies read every change; the first one publishes them
             _produce(settings_for, [("paypal", _totals(10.0 * count, count))])
-            _wait_for(lambda count=count: _versions(lake_root)[-1] == f"version=v{count}")
+            wait_for(lambda count=count: _versions(lake_root)[-1] == f"version=v{count}", 60, f"version {count}")
         first.send_signal(signal.SIGTERM)
         _out, first_err = first.communicate(timeout=60)
         _produce(settings_for, [("paypal", _totals(60.0, 6))])  # now the second copy takes over
-        _wait_for(lambda: _versions(lake_root)[-1] == "version=v6")
+        wait_for(lambda: _versions(lake_root)[-1] == "version=v6", 60, "version 6 from the second copy")
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:

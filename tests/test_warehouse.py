@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mysql.connector
 import orjson
-from support import REPO, run_script
+from support import REPO, IdleGroupMember, producing, run_script, wait_for
 
 from lakehouse import kafka_io
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
@@ -25,6 +25,7 @@ from lakehouse.settings import Settings
 from lakehouse.snapshots import write_snapshot
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import open_warehouse
+from lakehouse.warehouse.consumer import default_group_id
 from lakehouse.warehouse.erd import er_diagram
 from lakehouse.warehouse.migrations import ensure_schema
 
@@ -44,13 +45,13 @@ def init_lake(env: dict[str, str]) -> None:
     run_script("data_lake_config.py", "init", env=env, check=True)
 
 
-def produce(settings: Settings, topic: str, records: list[tuple[int, bytes, bytes | None]]) -> None:
+def produce(settings: Settings, topic: str, records: list[tuple[int, bytes, bytes | None]],
+            transactional: bool = False) -> None:
     """(partition, key, value) records to a compacted topic of this test, in order."""
     kafka_io.ensure_topics(settings, {settings.topic(topic): True})
-    producer = kafka_io.producer(settings)
-    for partition, key, value in records:
-        producer.produce(settings.topic(topic), key=key, value=value, partition=partition)
-    assert producer.flush(30) == 0
+    with producing(settings, transactional) as producer:
+        for partition, key, value in records:
+            producer.produce(settings.topic(topic), key=key, value=value, partition=partition)
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
@@ -266,6 +267,58 @@ def test_sigkill_mid_batch_keeps_rows_and_offsets_consistent_then_finishes_exact
     assert warehouse_state() == expected
     assert set(expected.values()) == {80}
     assert_no_orphans(settings_for)
+
+
+def test_until_end_waits_for_the_partitions_another_member_holds_then_reads_them(
+        env: dict[str, str], settings_for: Settings) -> None:
+    """A busy or crashed member still holds partitions: --until-end must not exit with them unread."""
+    init_lake(env)
+    records, by_partition = _summary_eur_changelog(keys=60, updates=6)
+    produce(settings_for, "user_transaction_summary_eur", records)
+    topic = "user_transaction_summary_eur"
+    member = IdleGroupMember(kafka_io.consumer(settings_for, default_group_id(settings_for)), settings_for.topic(topic))
+    try:
+        wait_for(lambda: member.holds() == 6, 60, "the idle member holding the six partitions")
+        process = subprocess.Popen([sys.executable, str(REPO / "kafka_consumer_warehouse.py"), "--feeds", topic,
+                                    "--until-end"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: len(_offsets_at_end(settings_for, topic)) == 6 - member.holds() > 0
+                 or process.poll() is not None, 60, "the consumer reading its share of the partitions")
+        time.sleep(3)
+        assert process.poll() is None, "exited while another member held unread partitions"
+        assert len(_offsets_at_end(settings_for, topic)) < 6
+    finally:
+        member.leave()
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    final_offsets = stored_offsets(settings_for, topic)
+    assert final_offsets == end_offsets(settings_for, topic)
+    rows = query(settings_for, f"SELECT user_id, transaction_type, transaction_count FROM fact_{topic}")
+    assert {(user, kind): count for user, kind, count in rows} == _state_at(by_partition, final_offsets)
+    assert {count for *_key, count in rows} == {6}
+
+
+def test_stored_offsets_reach_the_end_past_transaction_markers(env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    topic = "user_transaction_summary_eur"
+    records, by_partition = _summary_eur_changelog(keys=12, updates=2)
+    produce(settings_for, topic, records, transactional=True)
+    ends = end_offsets(settings_for, topic)
+    assert ends == {partition: len(changes) + 1 for partition, changes in by_partition.items()}  # + the marker
+    run_script("kafka_consumer_warehouse.py", "--feeds", topic, "--until-end", env=env, check=True)
+    assert stored_offsets(settings_for, topic) == ends
+    rows = query(settings_for, f"SELECT user_id, transaction_type, transaction_count FROM fact_{topic}")
+    assert {(user, kind): count for user, kind, count in rows} == _state_at(by_partition, ends)
+    assert len(rows) == 12 - 2  # keys 0 and 7 end deleted
+
+
+def _offsets_at_end(settings: Settings, topic: str) -> set[int]:
+    """The partitions whose offset stored in MySQL is their end (none before the schema exists)."""
+    try:
+        stored = stored_offsets(settings, topic)
+    except mysql.connector.ProgrammingError:
+        return set()
+    return {partition for partition, end in end_offsets(settings, topic).items() if stored.get(partition) == end}
 
 
 def test_recreated_topic_is_detected_and_read_again_from_the_beginning(

@@ -19,7 +19,7 @@ from pathlib import Path
 import mysql.connector
 import orjson
 import pytest
-from support import REPO
+from support import REPO, wait_for
 from test_warehouse import end_offsets, init_lake, produce, stored_offsets
 
 from lakehouse.settings import Settings
@@ -96,13 +96,6 @@ def _caught_up(private: Settings, shared: Settings, topic: str) -> bool:
         return False  # schema not created yet, or the server is still down
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 def test_consumer_survives_a_mariadb_crash_and_resumes_by_itself(
         env: dict[str, str], settings_for: Settings, private_mariadb: PrivateMariaDb) -> None:
     init_lake(env)
@@ -114,13 +107,13 @@ def test_consumer_survives_a_mariadb_crash_and_resumes_by_itself(
     consumer = subprocess.Popen([sys.executable, str(REPO / "kafka_consumer_warehouse.py"), "--feeds", topic],
                                 cwd=REPO, env=private_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _caught_up(private, settings_for, topic), 60, "the first 300 records")
+        wait_for(lambda: _caught_up(private, settings_for, topic), 60, "the first 300 records")
 
         private_mariadb.crash()
         produce(settings_for, topic, [record for step in range(51, 101) for record in _payment_records(step)])
         time.sleep(3)  # the consumer now retries against a dead server
         private_mariadb.start()
-        _wait_for(lambda: _caught_up(private, settings_for, topic), 90, "the resumption")
+        wait_for(lambda: _caught_up(private, settings_for, topic), 90, "the resumption")
         assert consumer.poll() is None, "the consumer gave up instead of waiting for MySQL"
     finally:
         consumer.send_signal(signal.SIGTERM)

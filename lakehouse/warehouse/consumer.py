@@ -48,9 +48,6 @@ from lakehouse.warehouse.migrations import ensure_schema
 TopicPartitionKey = tuple[str, int]
 DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_BATCH_SECONDS = 1.0
-# A crashed consumer's partitions move to a restarted one after this long (not the 45 s default): the
-# offsets live in MySQL, so a fast hand-over costs nothing but a re-read of one uncommitted batch.
-_GROUP_SETTINGS = {"enable.partition.eof": True, "session.timeout.ms": 6_000, "heartbeat.interval.ms": 1_500}
 
 
 def default_group_id(settings: Settings) -> str:
@@ -61,7 +58,9 @@ def default_group_id(settings: Settings) -> str:
 @dataclass
 class ConsumerOptions:
     group_id: str
-    until_end: bool = False  # stop once the assigned partitions reach the end offsets seen at start
+    # stop once every partition of the topics has reached the end offset seen at start: the ones this consumer
+    # holds by reading them, the ones other members hold (or a crashed one still holds) by MySQL's offsets
+    until_end: bool = False
     max_messages: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_seconds: float = DEFAULT_BATCH_SECONDS
@@ -151,7 +150,7 @@ class WarehouseConsumer:
 
     # ---------------------------------------------------------------- main loop
     def _consume(self) -> None:
-        self._consumer = kafka_io.consumer(self.settings, self.options.group_id, **_GROUP_SETTINGS)
+        self._consumer = kafka_io.consumer(self.settings, self.options.group_id, partition_ends=True)
         topics = self._subscribable_topics()
         if not topics:
             return
@@ -161,6 +160,8 @@ class WarehouseConsumer:
             room = self.options.batch_size - self._pending()
             if self.options.max_messages is not None:
                 room = min(room, self.options.max_messages - self.summary.consumed)
+            if self.options.until_end and self._assigned_once:  # the last call returns once the end is in
+                room = min(room, sum(max(0, self._ends.get(tp, 0) - offset) for tp, offset in self._cursor.items()))
             messages = self._consumer.consume(num_messages=max(1, room), timeout=0.5)
             for message in messages:
                 self._handle(message)
@@ -189,7 +190,15 @@ class WarehouseConsumer:
             return True
         if not self.options.until_end or not self._assigned_once:
             return False
-        return all(self._cursor[tp] >= self._ends.get(tp, 0) for tp in self._cursor)
+        if any(self._cursor[tp] < self._ends.get(tp, 0) for tp in self._cursor):
+            return False
+        # A partition held elsewhere (by a live member, or by a killed one until its session expires and the
+        # partition comes here) is done only once the group's offsets in MySQL say so.
+        others = [tp for tp in self._ends if tp not in self._cursor]
+        if not others:
+            return True
+        stored = self.warehouse.run(lambda cursor: self._read_offsets(cursor, others))
+        return all(stored.get(tp, 0) >= self._ends[tp] for tp in others)
 
     def _pending(self) -> int:
         return sum(len(b.changes) + len(b.quarantined) for b in self._batch.values())
@@ -218,15 +227,26 @@ class WarehouseConsumer:
             batch.quarantined.append(_quarantined(feed.name, message, str(exc)))
 
     def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
+        if kafka_io.is_partition_end(message):
             if tp in self._cursor:
                 self._cursor[tp] = max(self._cursor[tp], message.offset())
+                self._store_end(tp)
             return
         if error.fatal():
             raise KafkaException(error)
         if error.str() not in self._reported_errors:  # librdkafka retries these by itself; say it once
             self._reported_errors.add(error.str())
             self.warn(f"Kafka: {error.str()}")
+
+    def _store_end(self, tp: TopicPartitionKey) -> None:
+        """At the end of a partition whose tail holds no records (transaction markers, compacted-away
+        offsets), let the next commit store the end itself, so MySQL's offsets reach the partition's end."""
+        batch = self._batch.get(tp)
+        if self._cursor[tp] <= max(self._stored.get(tp) or 0, batch.next_offset if batch else 0):
+            return
+        if not self._batch:
+            self._batch_started = time.monotonic()
+        self._batch.setdefault(tp, _PartitionBatch()).next_offset = self._cursor[tp]
 
     # ---------------------------------------------------------------- commit
     def _flush(self) -> None:
