@@ -276,14 +276,10 @@ def _rows_in(storage: LakeStorage, folder: str) -> int:
 
 # ---------------------------------------------------------------------- reading a bounded range
 def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    partitions = kafka_io.topic_partitions(settings, topic)
-    if not partitions:
+    ends = kafka_io.topic_end_offsets(settings, topic)
+    if not ends:
         raise LakehouseError(f"topic {topic} does not exist")
-    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}")
-    try:
-        return kafka_io.end_offsets(client, topic, partitions)
-    finally:
-        client.close()
+    return ends
 
 
 def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str, start: dict[int, int | None],

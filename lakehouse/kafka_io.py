@@ -181,3 +181,12 @@ def end_offsets(client: Consumer, topic: str, partitions: list[int], timeout: fl
         _low, high = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
         ends[partition] = high
     return ends
+
+
+def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The high watermark of each partition of `topic` (empty when the topic does not exist)."""
+    client = consumer(settings, group_id=f"lakehouse-ends-{uuid.uuid4().hex}")
+    try:
+        return end_offsets(client, topic, topic_partitions(settings, topic))
+    finally:
+        client.close()

@@ -403,11 +403,10 @@ class StreamLander:
         # A partition held elsewhere (by a live member, or by a killed one until its session expires and the
         # partition comes here) is done only once the lake's offsets say it landed up to the end (what Kafka
         # no longer holds, below the low watermark, cannot be waited for).
-        others = {key for key in self.watermarks if key not in self.partitions}
+        others = [key for key in self.watermarks if key not in self.partitions]
         landed = {(topic, partition): offset for topic in {topic for topic, _ in others}
                   for partition, offset in self.decoders[topic].metadata.offsets(topic).items()}
-        return all(max(landed.get(key, 0), low) >= high for key, (low, high) in self.watermarks.items()
-                   if key in others)
+        return all(max(landed.get(key, 0), self.watermarks[key][0]) >= self.watermarks[key][1] for key in others)
 
     def _own_partitions_at_end(self) -> bool:
         return self.assigned_once and all(self._reached_end(key) for key in self.partitions)

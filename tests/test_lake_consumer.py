@@ -313,9 +313,7 @@ def test_until_end_finishes_and_lands_the_end_past_transaction_markers(env, sett
     storage = init_lake(settings_for)
     produced = produce_events(settings_for, 3000, transactional=True)
     topic = settings_for.topic(FEED)
-    client = kafka_io.consumer(settings_for, unique("probe"))
-    ends = kafka_io.end_offsets(client, topic, kafka_io.topic_partitions(settings_for, topic))
-    client.close()
+    ends = kafka_io.topic_end_offsets(settings_for, topic)
     assert sum(ends.values()) == 3000 + 6  # a commit marker after each partition's records
 
     run_script(SCRIPT, "--feeds", FEED, "--until-end", "--group-id", unique("g"), env=env, timeout=120, check=True)

@@ -192,14 +192,6 @@ def raw_events_by_run(records: list[Record], run_ends: list[dict[int, int]]) -> 
     return runs
 
 
-def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = kafka_io.consumer(settings, unique("test-ends"))
-    try:
-        return kafka_io.end_offsets(consumer, topic, kafka_io.topic_partitions(settings, topic))
-    finally:
-        consumer.close()
-
-
 def test_derive_tables_continue_and_equal_the_aggregate_over_every_run(env: dict[str, str],
                                                                        settings_for: Settings) -> None:
     table_names = list(expected_tables([[]]))
@@ -209,8 +201,8 @@ def test_derive_tables_continue_and_equal_the_aggregate_over_every_run(env: dict
         result = run_script("kafka_producer.py", "--derive", "--messages", "3000", "--seed", seed, "--users", users,
                             "--days", "2", "--start", start, env=env, check=True)
         assert result.stdout.strip().splitlines()[-1].startswith("sent 3000 events")
-        run_ends.append(end_offsets(settings_for, settings_for.topic("transaction_stream")))
-        changelog_counts.append({name: sum(end_offsets(settings_for, settings_for.topic(name)).values())
+        run_ends.append(kafka_io.topic_end_offsets(settings_for, settings_for.topic("transaction_stream")))
+        changelog_counts.append({name: sum(kafka_io.topic_end_offsets(settings_for, settings_for.topic(name)).values())
                                  for name in table_names})
 
     raw = read_topic(settings_for, settings_for.topic("transaction_stream"))
@@ -243,13 +235,13 @@ def test_derive_refuses_to_continue_when_its_buyer_state_disagrees(env: dict[str
                 b'{"PRODUCT_ID":"prod_0001","USER_ID":"user_99999"}', b"{}")
     sender.flush()
     table = settings_for.topic("product_purchase_counts")
-    before = sum(end_offsets(settings_for, table).values())
+    before = sum(kafka_io.topic_end_offsets(settings_for, table).values())
 
     result = run_script("kafka_producer.py", "--derive", "--messages", "500", "--seed", "2", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and "Traceback" not in result.stderr
     assert "buyer(s) of prod_0001" in result.stderr
-    assert sum(end_offsets(settings_for, table).values()) == before  # nothing wrong was published
+    assert sum(kafka_io.topic_end_offsets(settings_for, table).values()) == before  # nothing wrong was published
 
 
 # ------------------------------------------------------------------ --derive: the three streams

@@ -55,12 +55,7 @@ def produce(settings: Settings, topic: str, records: list[tuple[int, bytes, byte
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    client = kafka_io.consumer(settings, "end-offsets-probe")
-    try:
-        full = settings.topic(topic)
-        return kafka_io.end_offsets(client, full, kafka_io.topic_partitions(settings, full))
-    finally:
-        client.close()
+    return kafka_io.topic_end_offsets(settings, settings.topic(topic))
 
 
 def stored_offsets(settings: Settings, topic: str) -> dict[int, int]:
