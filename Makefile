@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements.sha
 REQ_SHA := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 export PYTHON := $(abspath $(PY))
 
-.PHONY: venv up down status test demo bench lint
+.PHONY: venv up down status test test-dates demo bench lint
 
 venv: $(STAMP)
 
@@ -30,6 +30,19 @@ status: venv
 
 test: up
 	@$(PY) -m pytest
+
+# The whole suite again under clocks pinned to awkward dates (libfaketime, from Debian, installed by make up), as a
+# fixed offset from the real clock, so every process of a run (pytest, the scripts it starts) shows the same time.
+# The broker and MariaDB keep the real clock. Narrow it with PYTEST_ARGS="tests/test_lake_layout.py".
+PINNED_DATES ?= 2027-01-05 09:00:00,2026-09-09 09:00:00,2028-02-29 09:00:00,2026-12-31 23:59:30
+FAKETIME_LIB = $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1))
+test-dates: up
+	@test -n "$(FAKETIME_LIB)" || { echo "libfaketime is not installed (apt-get install libfaketime)"; exit 1; }
+	@IFS=,; for moment in $(PINNED_DATES); do \
+	  offset=$$(( $$(date -ud "$$moment" +%s) - $$(date +%s) )); \
+	  echo "[test-dates] clock pinned at $$moment UTC (offset $${offset}s)"; \
+	  FAKETIME="$$(printf '%+d' $$offset)s" LD_PRELOAD=$(FAKETIME_LIB) $(PY) -m pytest $(PYTEST_ARGS) || exit 1; \
+	done
 
 demo: up
 	@$(PY) -m lakehouse.demo

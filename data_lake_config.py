@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology;
-print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag)."""
+print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag); migrate a lake of an older
+folder layout."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, ksqldb, status
+from lakehouse import cli, ksqldb, lake_migration, status
 from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
@@ -20,6 +22,8 @@ EXAMPLES = """
   python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
   python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
   python data_lake_config.py status                  # lake and warehouse contents, reconciliation, consumer lag
+  python data_lake_config.py migrate --dry-run        # what moving an older lake to the current layout would do
+  python data_lake_config.py migrate                  # do it (idempotent; rerun after an interruption)
 """
 
 
@@ -33,9 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
     commands.add_parser("status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
                                        "(exit 1 on a mismatch)")
+    migrate = commands.add_parser("migrate", help="rewrite a lake of an older folder layout (month=09, version=v3) "
+                                                  "into the current one, in place; stop the consumers first")
+    migrate.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     args = parser.parse_args(argv)
 
     settings = load_settings()
+    if args.command == "migrate":
+        return migrate_lake(settings, args.dry_run)
     catalog = FeedCatalog(LakeStorage(settings.data_lake_root))
     if args.command == "init":
         return init(settings, catalog)
@@ -82,6 +91,14 @@ def print_status(settings: Settings) -> int:
     summary = status.collect(settings)
     print(summary.render())
     return 0 if summary.ok else 1
+
+
+def migrate_lake(settings: Settings, dry_run: bool) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    print(f"lake root: {settings.data_lake_root}")
+    for line in lake_migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
+        print(line)
+    return 0
 
 
 def discover(settings: Settings, catalog: FeedCatalog) -> int:

@@ -14,7 +14,7 @@ from lakehouse.storage import LakeStorage
 
 EXAMPLES = """
   python export_to_data_lake.py --all                              # every active feed; ksqlDB if reachable, else Kafka
-  python export_to_data_lake.py --table product_purchase_counts --source kafka   # new version=vN if it changed
+  python export_to_data_lake.py --table product_purchase_counts --source kafka   # new version=N if it changed
   python export_to_data_lake.py --stream transaction_stream        # land what the lake has not landed yet
   python export_to_data_lake.py --stream transaction_stream --date 2026-11-25   # rebuild that day's partition
   python export_to_data_lake.py --all --dry-run                    # what would be written; writes nothing

@@ -19,7 +19,7 @@ STORAGE_MODES = {
     # Events are immutable facts: new records only ever add rows to their day's partition.
     "append": "new records add files to their date partition; nothing existing is rewritten",
     # A table is its current state: each snapshot is a complete new version; older versions stay for retention.
-    "overwrite": "each snapshot is a complete new version=vN that supersedes the previous one",
+    "overwrite": "each snapshot is a complete new version=N that supersedes the previous one",
     # Write-once data (backfills, reference loads): an existing partition or version is never rewritten.
     "ignore": "an existing partition or version is left as it is; only missing ones are written",
 }

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"Produce {args.messages:,} events over {args.days} days, with what ksqlDB derives from them",
          [["kafka_producer.py", "--derive", "--messages", str(args.messages), "--days", str(args.days),
            "--users", "500", "--seed", str(_run_number(settings, args.messages))]]),
-        ("Land every feed in the lake up to the current end: streams by event date, tables as version=vN",
+        ("Land every feed in the lake up to the current end: streams by event date, tables as version=N",
          [["kafka_consumer_datalake.py", "--until-end"]]),
         ("Consume the table changelogs into the MySQL star schema, exactly once",
          [["kafka_consumer_warehouse.py", "--until-end"]]),

@@ -1,7 +1,7 @@
 """Export feeds to the lake on demand: tables as new snapshot versions, streams by date.
 
 Tables: the rows come from ksqlDB (a pull query) or from the changelog topic (materialized), and are written
-through lakehouse.snapshots: a new version=vN only when the content changed, atomically.
+through lakehouse.snapshots: a new version=N only when the content changed, atomically.
 
 Streams always come from their Kafka topic, through the lake consumer's writer and offset bookkeeping, so an
 export and the consumer never land a record twice (a pull query over a ksqlDB stream carries no offsets and
@@ -48,9 +48,9 @@ class TableExport:
     def describe(self, dry_run: bool) -> str:
         verb = "would write" if dry_run else "wrote"
         if self.written:
-            outcome = f"{verb} version=v{self.version}"
+            outcome = f"{verb} {layout.version_folder(self.version)}"
         else:
-            outcome = f"unchanged, stays version=v{self.version}"
+            outcome = f"unchanged, stays {layout.version_folder(self.version)}"
         bad = f", {self.quarantined} bad records {'to quarantine' if dry_run else 'quarantined'}" \
             if self.quarantined else ""
         return f"table {self.feed}: {self.row_count} rows from {self.source}: {outcome}{bad}"
@@ -211,7 +211,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     for table, days, bad_in_batch in _decoded(settings, decoder, topic, start, landed):
         bad += bad_in_batch
         tables.append(table.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
-    schema = pa.unify_schemas([decoder.arrow_schema, lake_writer.LINEAGE])
+    schema = pa.unify_schemas([decoder.arrow_schema, lake_writer.LANDED])
     rebuilt = pa.concat_tables([lake_schema.conform(t, schema) for t in tables]) if tables else schema.empty_table()
     rebuilt = rebuilt.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
     kept = [name for name in storage.list_dir(day_dir) if _landed_after(name, topic, landed)]
@@ -289,12 +289,10 @@ def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str,
     for messages in _read_range(settings, topic, start, stop):
         table, good, bad = decoder.decode([m.value() for m in messages])
         kept = messages if good is None else [messages[index] for index in good]
-        kafka_times = pa.array([m.timestamp()[1] for m in kept], pa.int64())
-        table = lake_writer.with_lineage(table, topic, pa.array([m.partition() for m in kept], pa.int32()),
-                                         pa.array([m.offset() for m in kept], pa.int64()), kafka_times,
-                                         datetime.now(UTC))
-        times = table.column(feed.timestamp_field) if feed.timestamp_field in table.column_names else None
-        days, _fallbacks = lake_writer.event_days(times, kafka_times)
+        table, days, _fallbacks = lake_writer.stamp_rows(
+            table, feed.timestamp_field, topic, pa.array([m.partition() for m in kept], pa.int32()),
+            pa.array([m.offset() for m in kept], pa.int64()), pa.array([m.timestamp()[1] for m in kept], pa.int64()),
+            datetime.now(UTC))
         yield table, days, len(bad)
 
 

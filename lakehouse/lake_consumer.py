@@ -509,11 +509,9 @@ class StreamLander:
         progress.counts["quarantined"] += 1
 
     def _buffer(self, topic: str, feed: Feed, table: pa.Table, lineage: pa.Table) -> None:
-        kafka_times = lineage.column("timestamp")
-        table = lake_writer.with_lineage(table, topic, lineage.column("partition"), lineage.column("offset"),
-                                         kafka_times, datetime.now(UTC))
-        times = table.column(feed.timestamp_field) if feed.timestamp_field in table.column_names else None
-        days, fallback = lake_writer.event_days(times, kafka_times)
+        table, days, fallback = lake_writer.stamp_rows(
+            table, feed.timestamp_field, topic, lineage.column("partition"), lineage.column("offset"),
+            lineage.column("timestamp"), datetime.now(UTC))
         for (partition, day), (rows, fallbacks) in lake_writer.split_by_partition_and_day(
                 table, days, fallback).items():
             buffer = self.buffers.get((topic, partition, day))
@@ -541,7 +539,7 @@ class StreamLander:
         for (_feed, topic, partition), (path, table) in self.quarantine.drain().items():
             commits[(topic, partition)].stage(self.storage, path, table)
         for (topic, partition, day), buffer in self.buffers.items():
-            schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lake_writer.LINEAGE])
+            schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lake_writer.LANDED])
             table = pa.concat_tables([lake_schema.conform(t, schema) for t in buffer.tables])
             commits[(topic, partition)].stage(self.storage, lake_writer.stream_file(
                 self.feeds[topic].name, day, topic, partition, buffer.first_offset), table)

@@ -1,6 +1,6 @@
 """Landing rows of stream feeds in the lake, exactly once: Arrow tables -> Parquet files in date partitions.
 
-  streams/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+  streams/<feed>/year=2026/month=9/day=7/<topic>+<partition>+<first offset>.parquet
 
 A commit covers some Kafka partitions; for each partition it
   1. writes every file as a staged file under _staging/<topic>+<partition>/ (readers never look there),
@@ -43,14 +43,40 @@ LINEAGE = pa.schema([
     ("_kafka_timestamp", pa.timestamp("ms", tz="UTC")),
     ("_ingested_at", pa.timestamp("ms", tz="UTC")),
 ])
+EVENT_TIME = pa.field("event_time", pa.timestamp("ms", tz="UTC"))
+# What landing adds to every stream row: the typed event time, then the lineage.
+LANDED = pa.schema([EVENT_TIME, *LINEAGE])
 COUNTERS = ("consumed", "landed", "quarantined", "kafka_time_fallbacks", "files")
 _MS_PER_DAY = 86_400_000
 _HIVE_DATE = pa.schema([("year", pa.int32()), ("month", pa.int32()), ("day", pa.int32())])
 
 
 # ---------------------------------------------------------------- building rows
-def with_lineage(table: pa.Table, topic: str, partitions: pa.ChunkedArray, offsets: pa.ChunkedArray,
-                 kafka_timestamps: pa.ChunkedArray, ingested_at: datetime) -> pa.Table:
+def stamp_rows(table: pa.Table, timestamp_field: str, topic: str, partitions: pa.Array | pa.ChunkedArray,
+               offsets: pa.Array | pa.ChunkedArray, kafka_timestamps: pa.Array | pa.ChunkedArray,
+               ingested_at: datetime) -> tuple[pa.Table, pa.Array, pa.Array]:
+    """Decoded rows as the lake lands them (the consumer and export alike): `event_time` and the lineage
+    columns added; with each row's event day and whether its time fell back to the Kafka record time."""
+    times = table.column(timestamp_field) if timestamp_field in table.column_names else None
+    millis, fallback = event_millis(times, kafka_timestamps)
+    table = with_event_time(table, millis)
+    table = with_lineage(table, topic, partitions, offsets, kafka_timestamps, ingested_at)
+    return table, days_of(millis), fallback
+
+
+def with_event_time(table: pa.Table, millis: pa.Array) -> pa.Table:
+    """`table` with its typed `event_time` column (replacing a source column of that name: the name is reserved)."""
+    column = millis.cast(EVENT_TIME.type)
+    names = table.column_names
+    if EVENT_TIME.name in names:
+        return table.set_column(names.index(EVENT_TIME.name), EVENT_TIME, column)
+    first_lineage = LINEAGE.names[0]  # before the lineage columns, in a file landed without event_time
+    return table.add_column(names.index(first_lineage) if first_lineage in names else len(names), EVENT_TIME, column)
+
+
+def with_lineage(table: pa.Table, topic: str, partitions: pa.Array | pa.ChunkedArray,
+                 offsets: pa.Array | pa.ChunkedArray, kafka_timestamps: pa.Array | pa.ChunkedArray,
+                 ingested_at: datetime) -> pa.Table:
     """`table` plus the lineage columns (where each row came from, and when it was landed)."""
     rows = table.num_rows
     lineage = [
@@ -65,17 +91,21 @@ def with_lineage(table: pa.Table, topic: str, partitions: pa.ChunkedArray, offse
     return table
 
 
-def event_days(times: pa.ChunkedArray | None, kafka_timestamps: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """The UTC date of each row's event time, and which rows fell back to the Kafka record time.
+def event_millis(times: pa.ChunkedArray | None,
+                 kafka_timestamps: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Each row's event time in epoch milliseconds (UTC), and which rows fell back to the Kafka record time.
 
     Event time: an ISO-8601 string (with zone; a naive one is taken as UTC) or epoch milliseconds.
     Missing or unparsable -> the Kafka timestamp, so late records still go to their own day.
     """
     kafka_ms = kafka_timestamps.cast(pa.int64())
     event_ms = _epoch_ms(times) if times is not None else pa.nulls(len(kafka_ms), pa.int64())
-    millis = pc.coalesce(event_ms, kafka_ms)
-    days = pc.floor(pc.divide(millis.cast(pa.float64()), float(_MS_PER_DAY))).cast(pa.int32())
-    return days.cast(pa.date32()), event_ms.is_null()
+    return pc.coalesce(event_ms, kafka_ms), event_ms.is_null()
+
+
+def days_of(millis: pa.Array) -> pa.Array:
+    """The UTC date of each epoch-millisecond time."""
+    return pc.floor(pc.divide(millis.cast(pa.float64()), float(_MS_PER_DAY))).cast(pa.int32()).cast(pa.date32())
 
 
 def _epoch_ms(times: pa.ChunkedArray) -> pa.Array:
@@ -219,7 +249,7 @@ def read_stream(storage: LakeStorage, feed: str, schema: pa.Schema | None = None
     if not files:
         return pa.table({})
     if schema is not None:
-        schema = pa.unify_schemas([schema, LINEAGE, _HIVE_DATE])
+        schema = pa.unify_schemas([schema, LANDED, _HIVE_DATE])
     dataset = ds.dataset(files, filesystem=storage.fs, format="parquet", schema=schema,
                          partitioning=ds.partitioning(flavor="hive"),
                          partition_base_dir=storage.full(layout.feed_dir("stream", feed)))

@@ -1,12 +1,17 @@
 """The lake's folder layout, as pure functions of feed names, dates, versions and offsets.
 
-  streams/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
-  tables/<feed>/version=vN/part-00000.parquet
+  streams/<feed>/year=2026/month=9/day=7/<topic>+<partition>+<first offset>.parquet
+  tables/<feed>/version=10/part-00000.parquet
   _catalog/feeds/<feed>.json            the feed catalog, one file per feed
+  _catalog/layout.json                  which layout the lake is in (LAYOUT_VERSION)
   _metadata/<feed>/feed.json            per-feed metadata (schema history, counts, current version)
   _metadata/<feed>/offsets/<topic>+<partition>.json   next offset to land, per Kafka partition
-  _quarantine/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+  _quarantine/<feed>/year=2026/month=9/day=7/<topic>+<partition>+<first offset>.parquet
   _logs/                                audit logs and run history
+
+Partition values are plain integers, never zero-padded: every engine (DuckDB, pyarrow, Spark) then infers
+`year`, `month`, `day` and `version` as integers, so `make_date(year, month, day)`, `month = 9` and
+`max(version)` work as written. (Zero-padded `month=09` made DuckDB keep the column as text.)
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ CATALOG = "_catalog/feeds"
 METADATA = "_metadata"
 QUARANTINE = "_quarantine"
 LOGS = "_logs"
+LAYOUT_FILE = "_catalog/layout.json"
+LAYOUT_VERSION = 2  # 1: zero-padded month=09/day=07 and version=v3 folders, no event_time column
+DATA_FOLDERS = (STREAMS, TABLES, QUARANTINE)
 OFFSET_DIGITS = 20  # a Kafka offset is a signed 64-bit number: at most 19 digits
 
-_DATE_PARTS = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})")
-_VERSION_PART = re.compile(r"^version=v(\d+)$")
+_DATE_PARTS = re.compile(r"year=(\d{1,4})/month=(\d{1,2})/day=(\d{1,2})(?=/|$)")
+_VERSION_PART = re.compile(r"version=(\d+)")
 
 
 def kind_folder(kind: str) -> str:
@@ -35,23 +43,27 @@ def feed_dir(kind: str, feed: str) -> str:
 
 
 def date_partition(day: date) -> str:
-    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
+    return f"year={day.year}/month={day.month}/day={day.day}"
 
 
 def stream_partition_dir(feed: str, day: date) -> str:
     return f"{STREAMS}/{feed}/{date_partition(day)}"
 
 
-def parse_partition_date(path: str) -> date | None:
-    """The date of a `year=/month=/day=` partition path, or None when the path has none."""
+def parse_partition_date(path: str, legacy: bool = False) -> date | None:
+    """The date of a `year=/month=/day=` partition path, or None when the path has none.
+
+    Only the canonical spelling counts (`month=9`, not `month=09`); `legacy` also accepts layout 1's padding.
+    """
     match = _DATE_PARTS.search(path)
     if not match:
         return None
     year, month, day = (int(part) for part in match.groups())
     try:
-        return date(year, month, day)
+        parsed = date(year, month, day)
     except ValueError:
         return None
+    return parsed if legacy or match.group(0) == date_partition(parsed) else None
 
 
 def batch_file_name(topic: str, partition: int, first_offset: int) -> str:
@@ -60,7 +72,7 @@ def batch_file_name(topic: str, partition: int, first_offset: int) -> str:
 
 
 def version_folder(version: int) -> str:
-    return f"version=v{version}"
+    return f"version={version}"
 
 
 def table_version_dir(feed: str, version: int) -> str:
@@ -68,8 +80,8 @@ def table_version_dir(feed: str, version: int) -> str:
 
 
 def parse_version(folder_name: str) -> int | None:
-    match = _VERSION_PART.match(folder_name)
-    return int(match.group(1)) if match else None
+    match = _VERSION_PART.fullmatch(folder_name)
+    return int(match.group(1)) if match and folder_name == version_folder(int(match.group(1))) else None
 
 
 def table_snapshot_file(feed: str, version: int) -> str:

@@ -169,7 +169,7 @@ def next_steps(settings: Settings, feed: Feed) -> list[str]:
             "date partition" + (f" and '{feed.key_columns[0]}' as its id" if feed.key_columns else "") + ")",
             f"land them continuously: python kafka_consumer_datalake.py --feeds {feed.name}",
             f"  or in one bounded batch: python export_to_data_lake.py --stream {feed.name} --source kafka",
-            f"find them in the lake under {feed.lake_dir}/year=YYYY/month=MM/day=DD/",
+            f"find them in the lake under {feed.lake_dir}/year=YYYY/month=M/day=D/",
         ]
     return [
         f"have ksqlDB (or a producer) write the table changelog to Kafka topic {topic} "

@@ -38,7 +38,7 @@ MAX_FOLDER = 512
 _EMAIL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
                     r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 _ACTOR = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
-_FOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}$")  # feed names, year=2026, version=v3
+_FOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}$")  # feed names, year=2026, version=3
 _GRANT_COLUMNS = "id, user_email, folder_path, permission, granted_by, granted_at, expires_at, revoked_at"
 
 DDL = (

@@ -1,6 +1,6 @@
 """Quarantine: bad records are kept with their reason, partitioned by date, never dropped.
 
-  _quarantine/<feed>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first offset>.parquet
+  _quarantine/<feed>/year=YYYY/month=M/day=D/<topic>+<partition>+<first offset>.parquet
 
 Columns: feed, topic, partition, offset, kafka_timestamp, raw_key, raw_value (bytes as received),
 reason, quarantined_at. Shared by every consumer, export and sync.

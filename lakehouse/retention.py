@@ -28,7 +28,7 @@ from lakehouse import layout, snapshots
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata, utc_now_iso
-from lakehouse.storage import LakeStorage
+from lakehouse.storage import LakeStorage, date_partition_dirs
 
 DEFAULT_QUARANTINE_DAYS = 30
 AUDIT_LOG = layout.log_file("retention_audit.jsonl")
@@ -156,7 +156,7 @@ def _plan_dated(storage: LakeStorage, policy: Policy, today: date) -> Plan:
             else f"{layout.QUARANTINE}/{policy.feed}")
     cutoff = stream_cutoff(today, policy.limit)
     result = Plan()
-    for path in _date_partitions(storage, root):
+    for path in date_partition_dirs(storage, root):
         day = layout.parse_partition_date(path)
         if day is not None and day < cutoff:
             reason = f"{day.isoformat()} is {(today - day).days} days old, policy {policy.describe()}"
@@ -174,20 +174,6 @@ def _plan_table(storage: LakeStorage, policy: Policy) -> Plan:
             reason = f"v{version} is older than the newest {policy.limit} (current v{current})"
             _add(storage, result, policy, layout.table_version_dir(policy.feed, version), reason)
     return result
-
-
-def _date_partitions(storage: LakeStorage, root: str) -> list[str]:
-    """Every year=/month=/day= folder under `root`."""
-    found = []
-    for year in _children(storage, root, "year="):
-        for month in _children(storage, year, "month="):
-            found += _children(storage, month, "day=")
-    return found
-
-
-def _children(storage: LakeStorage, folder: str, prefix: str) -> list[str]:
-    return [f"{folder}/{name}" for name in storage.list_dir(folder)
-            if name.startswith(prefix) and storage.is_dir(f"{folder}/{name}")]
 
 
 def _add(storage: LakeStorage, result: Plan, policy: Policy, path: str, reason: str) -> None:

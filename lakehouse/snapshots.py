@@ -1,6 +1,6 @@
 """Table snapshots in the lake: complete versions, written atomically, only when the table changed.
 
-  tables/<feed>/version=vN/part-00000.parquet
+  tables/<feed>/version=N/part-00000.parquet
 
 A version is staged in a hidden folder and renamed into place, so a reader sees a whole version or
 none. The content hash of each version is kept in the feed metadata to tell "changed" from "same".

@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from lakehouse import layout
+from lakehouse.errors import LakehouseError
+
 PARQUET_COMPRESSION = "zstd"
+_CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,8 @@ class StoredFile:
 
 
 class LakeStorage:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], check_layout: bool = True) -> None:
+        """`check_layout`: refuse a lake still in an older folder layout (only the migration opens one)."""
         root = str(root)
         if "://" in root:
             self.fs, base = pafs.FileSystem.from_uri(root)
@@ -42,6 +48,35 @@ class LakeStorage:
             self.fs, base = pafs.LocalFileSystem(), str(self.local_root)
         self.base = base.rstrip("/")
         self.root = root
+        if check_layout and root not in _CURRENT_LAYOUT_ROOTS:
+            self.require_current_layout()
+            _CURRENT_LAYOUT_ROOTS.add(root)
+
+    # ---------------------------------------------------------------- layout version
+    def layout_version(self) -> int:
+        """The lake's folder layout: as recorded, else 1 for a lake holding data, else (a new lake) the current one."""
+        if self.exists(layout.LAYOUT_FILE):
+            return int(orjson.loads(self.read_bytes(layout.LAYOUT_FILE))["layout"])
+        if any(self.list_dir(folder) for folder in layout.DATA_FOLDERS):
+            return 1
+        return layout.LAYOUT_VERSION
+
+    def record_layout_version(self) -> None:
+        self.write_bytes(layout.LAYOUT_FILE, orjson.dumps({"layout": layout.LAYOUT_VERSION}))
+
+    def require_current_layout(self) -> None:
+        version = self.layout_version()
+        if version < layout.LAYOUT_VERSION:
+            raise LakehouseError(f"the lake at {self.root} is in folder layout {version} (month=09, version=v3); "
+                                 "migrate it first: python data_lake_config.py migrate")
+        if version > layout.LAYOUT_VERSION:
+            raise LakehouseError(f"the lake at {self.root} is in folder layout {version}, newer than this "
+                                 f"lakehouse's {layout.LAYOUT_VERSION}: upgrade lakehouse")
+        if not self.exists(layout.LAYOUT_FILE):
+            try:  # a new lake: record its layout, so data landed later is known to be current
+                self.record_layout_version()
+            except OSError:
+                pass  # a read-only lake: the next writer records it
 
     # ---------------------------------------------------------------- paths
     def full(self, rel: str) -> str:
@@ -202,3 +237,17 @@ class LakeStorage:
     def _sync_dir(self, rel: str) -> None:
         if self.local_root is not None:
             self._sync_file(rel)
+
+
+def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:
+    """Every year=/month=/day= folder under `root` (whatever the spelling of the numbers)."""
+    found = []
+    for year in _child_dirs(storage, root, "year="):
+        for month in _child_dirs(storage, year, "month="):
+            found += _child_dirs(storage, month, "day=")
+    return found
+
+
+def _child_dirs(storage: LakeStorage, folder: str, prefix: str) -> list[str]:
+    return [f"{folder}/{name}" for name in storage.list_dir(folder)
+            if name.startswith(prefix) and storage.is_dir(f"{folder}/{name}")]

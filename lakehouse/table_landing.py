@@ -2,7 +2,7 @@
 
 The consumer reads each table topic from the beginning (compacted topics stay small), keeps the
 latest value per key (a tombstone deletes it) and, once it has caught up with the end offsets seen at
-start, writes a complete `version=vN` through lakehouse.snapshots: only when the table changed, at most
+start, writes a complete `version=N` through lakehouse.snapshots: only when the table changed, at most
 once per snapshot interval, and a final one when it stops. A half-read table is never published.
 
 Several copies of the consumer each materialize every table feed, but only one at a time publishes a feed
@@ -111,7 +111,8 @@ class TableLander:
         totals.current_version = result.version
         if result.written:
             totals.versions_written += 1
-            log.info("table %s: version=v%s written (%d rows)", feed.name, result.version, result.row_count)
+            log.info("table %s: %s written (%d rows)", feed.name, layout.version_folder(result.version),
+                     result.row_count)
 
         def note(document: dict) -> None:
             document["changelog"] = {"records": totals.consumed, "applied": totals.applied,

@@ -59,7 +59,7 @@ def test_table_export_writes_a_version_only_when_the_table_changed(
     ])
     first = export(env, "--table", PRODUCTS).stdout
     assert "source: kafka (ksqlDB is not reachable at http://127.0.0.1:9)" in first  # default when absent
-    assert f"table {PRODUCTS}: 2 rows from kafka: wrote version=v1" in first
+    assert f"table {PRODUCTS}: 2 rows from kafka: wrote version=1" in first
     rows = read_snapshot(lake, PRODUCTS, 1).to_pylist()
     assert [(r["product_id"], r["purchase_count"], r["total_quantity"], r["total_revenue"]) for r in rows] == [
         ("prod_0001", 2, 5, 100.0), ("prod_0002", 1, 1, 15.5)]
@@ -67,14 +67,14 @@ def test_table_export_writes_a_version_only_when_the_table_changed(
                             "total_revenue", "avg_price", "unique_buyers"}
 
     again = export(env, "--table", PRODUCTS, "--source", "kafka").stdout
-    assert f"table {PRODUCTS}: 2 rows from kafka: unchanged, stays version=v1" in again
+    assert f"table {PRODUCTS}: 2 rows from kafka: unchanged, stays version=1" in again
     assert list_versions(lake, PRODUCTS) == [1]
 
-    v1_bytes = (Path(lake.root) / f"tables/{PRODUCTS}/version=v1/part-00000.parquet").read_bytes()
+    v1_bytes = (Path(lake.root) / f"tables/{PRODUCTS}/version=1/part-00000.parquet").read_bytes()
     produce_changelog(settings_for, PRODUCTS, [("prod_0004", _product("Book four", 1, 3, 30.0, 1))])
-    assert "3 rows from kafka: wrote version=v2" in export(env, "--table", PRODUCTS, "--source", "kafka").stdout
+    assert "3 rows from kafka: wrote version=2" in export(env, "--table", PRODUCTS, "--source", "kafka").stdout
     assert list_versions(lake, PRODUCTS) == [1, 2]
-    assert (Path(lake.root) / f"tables/{PRODUCTS}/version=v1/part-00000.parquet").read_bytes() == v1_bytes
+    assert (Path(lake.root) / f"tables/{PRODUCTS}/version=1/part-00000.parquet").read_bytes() == v1_bytes
     assert [r["product_id"] for r in read_snapshot(lake, PRODUCTS).to_pylist()] == [
         "prod_0001", "prod_0002", "prod_0004"]
 
@@ -88,13 +88,13 @@ def test_ignore_mode_never_rewrites_an_existing_version(
     key = {"USER_ID": "user_00001", "TRANSACTION_TYPE": "purchase"}
     produce_changelog(settings_for, feed.name, [(key, {"USER_NAME": "Ada", "TOTAL_AMOUNT": 10.0,
                                                        "TRANSACTION_COUNT": 1})])
-    assert "wrote version=v1" in export(env, "--table", feed.name, "--source", "kafka").stdout
-    v1 = Path(lake.root) / f"tables/{feed.name}/version=v1/part-00000.parquet"
+    assert "wrote version=1" in export(env, "--table", feed.name, "--source", "kafka").stdout
+    v1 = Path(lake.root) / f"tables/{feed.name}/version=1/part-00000.parquet"
     v1_bytes, v1_mtime = v1.read_bytes(), v1.stat().st_mtime_ns
 
     produce_changelog(settings_for, feed.name, [(key, {"USER_NAME": "Ada", "TOTAL_AMOUNT": 30.0,
                                                        "TRANSACTION_COUNT": 2})])
-    assert "wrote version=v2" in export(env, "--table", feed.name, "--source", "kafka").stdout
+    assert "wrote version=2" in export(env, "--table", feed.name, "--source", "kafka").stdout
     assert (v1.read_bytes(), v1.stat().st_mtime_ns) == (v1_bytes, v1_mtime)
     assert read_snapshot(lake, feed.name, 1).to_pylist()[0]["total_amount"] == 10.0
     assert read_snapshot(lake, feed.name, 2).to_pylist() == [
@@ -108,13 +108,13 @@ def test_table_dry_run_says_what_it_would_write_and_writes_nothing(
                                                ("prod_0002", "not an object")])
     before = sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*"))
     dry = export(env, "--table", PRODUCTS, "--source", "kafka", "--dry-run").stdout
-    assert f"table {PRODUCTS}: 1 rows from kafka: would write version=v1, 1 bad records to quarantine" in dry
+    assert f"table {PRODUCTS}: 1 rows from kafka: would write version=1, 1 bad records to quarantine" in dry
     assert "dry run: nothing was written" in dry
     assert sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*")) == before
 
     real = export(env, "--table", PRODUCTS, "--source", "kafka").stdout
-    assert "wrote version=v1, 1 bad records quarantined" in real
-    assert "unchanged, stays version=v1" in export(env, "--table", PRODUCTS, "--source", "kafka", "--dry-run").stdout
+    assert "wrote version=1, 1 bad records quarantined" in real
+    assert "unchanged, stays version=1" in export(env, "--table", PRODUCTS, "--source", "kafka", "--dry-run").stdout
 
 
 def test_tables_from_ksqldb_pull_queries(env: dict[str, str], lake: LakeStorage,
@@ -122,13 +122,13 @@ def test_tables_from_ksqldb_pull_queries(env: dict[str, str], lake: LakeStorage,
     env = {**env, "KSQLDB_URL": ksqldb_double.url}
     out = export(env, "--table", "user_transaction_summary").stdout
     assert out.splitlines()[0] == f"source: ksqldb (reachable at {ksqldb_double.url})"
-    assert "table user_transaction_summary: 3 rows from ksqldb: wrote version=v1" in out
+    assert "table user_transaction_summary: 3 rows from ksqldb: wrote version=1" in out
     rows = read_snapshot(lake, "user_transaction_summary").to_pylist()
     assert [(r["user_id"], r["transaction_type"], r["transaction_count"], r["last_transaction_at"]) for r in rows] == [
         ("user_00001", "purchase", 2, "2026-11-25T10:15:00.123Z"),
         ("user_00001", "refund", 1, "2026-11-25T11:00:00.000Z"),
         ("user_00002", "deposit", 1, "2026-11-24T08:00:00.500Z")]
-    assert "unchanged, stays version=v1" in export(env, "--table", "user_transaction_summary").stdout
+    assert "unchanged, stays version=1" in export(env, "--table", "user_transaction_summary").stdout
     assert ksqldb_double.requests[-1]["body"]["ksql"] == "SELECT * FROM USER_TRANSACTION_SUMMARY;"
 
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -34,10 +34,13 @@ def init_lake(settings: Settings) -> LakeStorage:
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]],
-            partition: int | None = None, transactional: bool = False) -> None:
+            partition: int | None = None, transactional: bool = False, kafka_time: datetime | None = None) -> None:
+    """`kafka_time`: the records' Kafka timestamp (default: the producer's clock)."""
     with producing(settings, transactional, **{"message.max.bytes": 5_000_000}) as producer:
         for key, value in records:
             extra = {} if partition is None else {"partition": partition}
+            if kafka_time is not None:
+                extra["timestamp"] = int(kafka_time.timestamp() * 1000)
             while True:
                 try:
                     producer.produce(topic, key=key, value=value, **extra)
@@ -140,9 +143,10 @@ def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, setti
     storage = init_lake(settings_for)
     topic = settings_for.topic(FEED)
     kafka_io.ensure_topics(settings_for, {topic: False}, partitions=1)
-    good = list(events.generate_events(events.GeneratorOptions(messages=2000, seed=3, days=2)))
+    good = list(events.generate_events(events.GeneratorOptions(messages=2000, seed=3, days=2,
+                                                               start=date(2026, 9, 8))))
     template = good[0]
-    late_day = (datetime.now(UTC) - timedelta(days=10)).date()
+    late_day, kafka_time = date(2026, 8, 30), datetime(2026, 9, 10, 9, 30, tzinfo=UTC)  # pinned: any clock passes
 
     def variant(**changes: object) -> dict:
         event = {**template, "transaction_id": unique("special"), **changes}
@@ -174,7 +178,7 @@ def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, setti
         values.insert(position, value)
         if reason:
             expected_reasons[position] = (value, reason)
-    produce(settings_for, topic, [(b"k", value) for value in values], partition=0)
+    produce(settings_for, topic, [(b"k", value) for value in values], partition=0, kafka_time=kafka_time)
 
     run_script(SCRIPT, "--feeds", FEED, "--until-end", "--flush-size", "500", "--group-id", unique("g"),
                env=env, check=True)
@@ -186,11 +190,11 @@ def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, setti
         assert reason in row["reason"], (row["offset"], row["reason"])
         assert row["raw_value"] == value and row["feed"] == FEED and row["topic"] == topic
     files = feed_glob(lake_root)
-    landed = dict(query(f"select transaction_id, printf('%04d-%02d-%02d', year, month, day) "
+    landed = dict(query(f"select transaction_id, make_date(year, month, day) "
                         f"from read_parquet('{files}', hive_partitioning=true, union_by_name=true)"))
     assert set(landed) == {e["transaction_id"] for e in good} | {e["transaction_id"] for e in special.values()}
-    assert landed[special["late"]["transaction_id"]] == late_day.isoformat()  # late: its own day
-    assert landed[special["bad_time"]["transaction_id"]] == datetime.now(UTC).date().isoformat()  # Kafka time
+    assert landed[special["late"]["transaction_id"]] == late_day  # late: its own day
+    assert landed[special["bad_time"]["transaction_id"]] == kafka_time.date()  # no usable event time: Kafka's
     assert query(f"select amount from read_parquet('{files}', union_by_name=true) "
                  f"where transaction_id = '{special['int_amount']['transaction_id']}'") == [(12.0,)]
 
@@ -212,7 +216,8 @@ def test_topic_without_feed_is_registered_and_upper_case_columns_normalized(env,
     topic = settings_for.topic("page_views")
     kafka_io.ensure_topics(settings_for, {topic: False}, partitions=2)
     rows = [{"VIEW_ID": f"v{i}", "PAGE": f"/p/{i % 7}", "DURATION_MS": i} for i in range(3000)]
-    produce(settings_for, topic, [(None, orjson.dumps(row)) for row in rows])
+    kafka_time = datetime(2027, 1, 5, 23, 59, 59, tzinfo=UTC)  # pinned: the rows have no time of their own
+    produce(settings_for, topic, [(None, orjson.dumps(row)) for row in rows], kafka_time=kafka_time)
 
     first = run_script(SCRIPT, "--topics", topic, "--max-messages", "1000", "--group-id", unique("g"),
                        env=env, check=True)
@@ -223,9 +228,9 @@ def test_topic_without_feed_is_registered_and_upper_case_columns_normalized(env,
     feed = FeedCatalog(storage).get("page_views")
     assert (feed.kind, feed.topic, feed.key_columns) == ("stream", "page_views", [])
     files = feed_glob(lake_root, "page_views")
-    today = datetime.now(UTC).date()
-    assert query(f"select count(*), count(distinct view_id), sum(duration_ms), min(make_date(year, month, day)) "
-                 f"from read_parquet('{files}', hive_partitioning=true)") == [(3000, 3000, sum(range(3000)), today)]
+    assert query(f"select count(*), count(distinct view_id), sum(duration_ms), min(make_date(year, month, day)), "
+                 f"max(event_time) from read_parquet('{files}', hive_partitioning=true)") \
+        == [(3000, 3000, sum(range(3000)), kafka_time.date(), kafka_time.replace(microsecond=0))]
     assert FeedMetadata(storage, "page_views").read()["counts"]["kafka_time_fallbacks"] == 3000
 
 

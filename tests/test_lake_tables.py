@@ -31,7 +31,7 @@ def _produce(settings: Settings, changes: list[tuple[str, dict | None]]) -> None
 
 
 def _version_rows(lake: Path, version: int) -> dict[str, dict]:
-    table = pq.read_table(lake / f"tables/{FEED}/version=v{version}/part-00000.parquet")
+    table = pq.read_table(lake / f"tables/{FEED}/version={version}/part-00000.parquet")
     return {row["payment_method"]: row for row in table.to_pylist()}
 
 
@@ -53,26 +53,26 @@ def test_changelog_updates_and_tombstones_become_versions(env: dict[str, str], s
     _produce(settings_for, [("paypal", _totals(10.0, 1)), ("apple_pay", _totals(5.0, 1)),
                             ("paypal", _totals(30.0, 2)), ("cash", _totals(1.0, 1)), ("cash", None)])
     run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
-    assert _versions(lake_root) == ["version=v1"]
+    assert _versions(lake_root) == ["version=1"]
     assert _version_rows(lake_root, 1) == {
         "paypal": {"payment_method": "paypal", "total_amount_eur": 30.0, "transaction_count": 2,
                    "avg_amount_eur": 15.0},
         "apple_pay": {"payment_method": "apple_pay", "total_amount_eur": 5.0, "transaction_count": 1,
                       "avg_amount_eur": 5.0},
     }
-    first = lake_root / f"tables/{FEED}/version=v1/part-00000.parquet"
+    first = lake_root / f"tables/{FEED}/version=1/part-00000.parquet"
     first_digest = _digest(first)
 
     _produce(settings_for, [("apple_pay", None), ("paypal", _totals(45.0, 3))])
     run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
-    assert _versions(lake_root) == ["version=v1", "version=v2"]
+    assert _versions(lake_root) == ["version=1", "version=2"]
     assert _version_rows(lake_root, 2) == {
         "paypal": {"payment_method": "paypal", "total_amount_eur": 45.0, "transaction_count": 3,
                    "avg_amount_eur": 15.0}}
     assert _digest(first) == first_digest, "an earlier version was rewritten"
 
     unchanged = run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
-    assert _versions(lake_root) == ["version=v1", "version=v2"], "a run with no change wrote a version"
+    assert _versions(lake_root) == ["version=1", "version=2"], "a run with no change wrote a version"
     metadata = orjson.loads((lake_root / f"_metadata/{FEED}/feed.json").read_bytes())
     assert metadata["current_version"] == 2
     assert "payment_method_totals" in unchanged.stdout
@@ -105,10 +105,10 @@ def test_continuous_consumer_publishes_new_versions_and_stops_on_sigterm(env: di
                                 "--snapshot-interval", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"],
+        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=1"],
                  60, "version 1")
         _produce(settings_for, [("paypal", _totals(20.0, 2))])
-        wait_for(lambda: _versions(lake_root) == ["version=v1", "version=v2"], 60, "version 2")
+        wait_for(lambda: _versions(lake_root) == ["version=1", "version=2"], 60, "version 2")
         assert _version_rows(lake_root, 2)["paypal"]["transaction_count"] == 2
     finally:
         process.send_signal(signal.SIGTERM)
@@ -116,32 +116,38 @@ def test_continuous_consumer_publishes_new_versions_and_stops_on_sigterm(env: di
     assert process.returncode == 0, err[-2000:]
 
 
+STANDS_BY = "another consumer copy publishes its versions; this one stands by"
+
+
 def test_two_copies_take_turns_publishing_a_table_and_never_go_back(env: dict[str, str], settings_for: Settings,
-                                                                    lake_root: Path) -> None:
+                                                                    lake_root: Path, tmp_path: Path) -> None:
     """Each copy materializes the table; only one publishes it; when it stops, the other takes over."""
+    second_log = tmp_path / "second.log"
     run_script("data_lake_config.py", "init", env=env, check=True)
     _produce(settings_for, [("paypal", _totals(10.0, 1))])
     command = [sys.executable, "kafka_consumer_datalake.py", "--feeds", FEED, "--snapshot-interval", "0.5"]
     first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = None
     try:
-        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=v1"],
+        wait_for(lambda: (lake_root / f"tables/{FEED}").exists() and _versions(lake_root) == ["version=1"],
                  60, "version 1")
-        second = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        second = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=second_log.open("w"),
                                   text=True)
+        wait_for(lambda: STANDS_BY in second_log.read_text(), 60, "the second copy to stand by")
         for count in range(2, 6):  # both copies read every change; the first one publishes them
             _produce(settings_for, [("paypal", _totals(10.0 * count, count))])
-            wait_for(lambda count=count: _versions(lake_root)[-1] == f"version=v{count}", 60, f"version {count}")
+            wait_for(lambda count=count: _versions(lake_root)[-1] == f"version={count}", 60, f"version {count}")
         first.send_signal(signal.SIGTERM)
         _out, first_err = first.communicate(timeout=60)
         _produce(settings_for, [("paypal", _totals(60.0, 6))])  # now the second copy takes over
-        wait_for(lambda: _versions(lake_root)[-1] == "version=v6", 60, "version 6 from the second copy")
+        wait_for(lambda: _versions(lake_root)[-1] == "version=6", 60, "version 6 from the second copy")
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        _out, second_err = second.communicate(timeout=60) if second is not None else ("", "")
+        if second is not None:
+            second.communicate(timeout=60)
+    second_err = second_log.read_text()
     assert first.returncode == 0 and second.returncode == 0, first_err[-2000:] + second_err[-2000:]
-    assert "another consumer copy publishes its versions; this one stands by" in second_err
     counts = [_version_rows(lake_root, v)["paypal"]["transaction_count"] for v in range(1, 7)]
     assert counts == [1, 2, 3, 4, 5, 6], "a version went back to an older state or repeated one"

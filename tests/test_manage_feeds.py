@@ -107,7 +107,7 @@ def test_bad_or_hostile_definitions_are_refused_and_change_nothing(
 
 def test_disable_enable_archive_restore(lake: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     catalog = FeedCatalog(LakeStorage(settings_for.data_lake_root))
-    landed = lake_root / "streams/transaction_flattened/year=2026/month=01/day=01/f.parquet"
+    landed = lake_root / "streams/transaction_flattened/year=2026/month=1/day=1/f.parquet"
     landed.parent.mkdir(parents=True)
     landed.write_bytes(b"landed data")
     everything = {f.name for f in builtin_feeds()}

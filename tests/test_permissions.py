@@ -16,7 +16,7 @@ from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
 FEED_DIR = "streams/transaction_stream"
-DEEP = f"{FEED_DIR}/year=2026/month=01/day=02"
+DEEP = f"{FEED_DIR}/year=2026/month=1/day=2"
 ADA = "ada@example.com"
 
 
@@ -177,5 +177,5 @@ def test_first_use_makes_the_tables_and_subfolders_need_not_exist_yet(env: dict[
     first = _pm(env, "check", "--email", ADA, "--folder", not_landed, "--permission", "read")
     assert first.returncode == 1 and first.stdout.startswith("denied: no active grant")
     grant_id = _grant(env, not_landed, "read")
-    assert _check(env, f"{not_landed}/month=01", "read").returncode == 0
+    assert _check(env, f"{not_landed}/month=1", "read").returncode == 0
     assert [row[0] for row in dict(_db_state(settings_for))[permissions.TABLE]] == [grant_id]

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from support import run_script
 
 from lakehouse import layout, retention, snapshots
@@ -58,6 +59,30 @@ def test_stream_boundary_exactly_n_days_is_kept(settings_for: Settings, lake_roo
     # 91 days before 2026-03-01 is 2025-11-30: its emptied month folder goes, its year still has December.
     assert not (lake_root / feed_dir / "year=2025/month=11").exists()
     assert (lake_root / feed_dir / "year=2025/month=12").is_dir()
+
+
+@pytest.mark.parametrize(("today", "days", "kept_oldest"), [
+    (date(2028, 3, 30), 30, date(2028, 2, 29)),   # a leap day is a day like any other: kept when exactly N old
+    (date(2028, 3, 31), 31, date(2028, 2, 29)),
+    (date(2027, 1, 5), 5, date(2026, 12, 31)),    # across the year end
+    (date(2027, 1, 1), 1, date(2026, 12, 31)),
+    (date(2026, 10, 1), 30, date(2026, 9, 1)),    # single-digit month and day folders
+])
+def test_retention_date_math_on_the_unpadded_layout(lake_root: Path, today: date, days: int,
+                                                    kept_oldest: date) -> None:
+    storage = LakeStorage(lake_root)
+    catalog = FeedCatalog(storage)
+    catalog.init()
+    feed_dir = layout.feed_dir("stream", STREAM)
+    span = [kept_oldest + timedelta(days=offset) for offset in range(-3, 3)]
+    folders = {day: _partition(storage, feed_dir, day, 1) for day in span}
+
+    policies = retention.resolve_policies(catalog, stream=STREAM, retention_days=days)
+    done = retention.apply(storage, retention.plan(storage, policies, today))
+
+    assert sorted(c.path for c in done.candidates) == sorted(folders[d] for d in span if d < kept_oldest)
+    assert {d for d in span if (lake_root / folders[d]).is_dir()} == {d for d in span if d >= kept_oldest}
+    assert all("=0" not in folder for folder in folders.values())
 
 
 def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str, str], settings_for: Settings,
@@ -138,8 +163,8 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
                                      tmp_path: Path) -> None:
     storage, _ = _lake(settings_for)
     outside = tmp_path / "outside"
-    (outside / "month=01/day=01").mkdir(parents=True)
-    (outside / "month=01/day=01/precious.parquet").write_bytes(b"not the lake's")
+    (outside / "month=1/day=1").mkdir(parents=True)
+    (outside / "month=1/day=1/precious.parquet").write_bytes(b"not the lake's")
     (outside / "loose.parquet").write_bytes(b"also not the lake's")
     feed_dir = lake_root / layout.feed_dir("stream", STREAM)
     feed_dir.mkdir(parents=True, exist_ok=True)
@@ -151,10 +176,10 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
     result = run_script("data_retention.py", "--all", env=env)
 
     assert result.returncode == 1, result.stderr
-    assert f"skipped (not safe to delete) {layout.feed_dir('stream', STREAM)}/year=2001/month=01/day=01" \
+    assert f"skipped (not safe to delete) {layout.feed_dir('stream', STREAM)}/year=2001/month=1/day=1" \
            in result.stdout
     assert f"skipped (not safe to delete) {mixed}: {mixed}/link.parquet is a symlink" in result.stdout
-    assert (outside / "month=01/day=01/precious.parquet").read_bytes() == b"not the lake's"
+    assert (outside / "month=1/day=1/precious.parquet").read_bytes() == b"not the lake's"
     assert (outside / "loose.parquet").read_bytes() == b"also not the lake's"
     assert (lake_root / mixed / "link.parquet").is_symlink()
     assert not (lake_root / plain).exists()  # the safe old partition still went
