@@ -1,0 +1,98 @@
+"""Issue 14, "nothing lost, nothing stopped": input that used to stop a script or lose a value, on the real stack.
+
+Each test drives the scripts as a user would (real broker, real MariaDB, real files) and checks that the bad
+input is quarantined with its reason, the rest lands, and the script exits 0.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import orjson
+from support import producing, run_script, unique
+
+from lakehouse import kafka_io, lake_schema, lake_writer
+from lakehouse.catalog import FeedCatalog
+from lakehouse.metadata import FeedMetadata
+from lakehouse.quarantine import read_quarantine
+from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
+
+STREAM = "transaction_stream"
+LAKE_CONSUMER = "kafka_consumer_datalake.py"
+
+
+# ---------------------------------------------------------------- helpers
+def init_lake(settings: Settings) -> LakeStorage:
+    storage = LakeStorage(settings.data_lake_root)
+    FeedCatalog(storage).init()
+    return storage
+
+
+def produce_values(settings: Settings, topic: str, values: list[dict | bytes], compacted: bool = False) -> None:
+    """JSON values (or raw bytes) to one partition of a topic of this test, in order."""
+    kafka_io.ensure_topics(settings, {settings.topic(topic): compacted}, partitions=1)
+    with producing(settings) as producer:
+        for value in values:
+            producer.produce(settings.topic(topic), value=value if isinstance(value, bytes) else orjson.dumps(value),
+                             partition=0)
+
+
+def event(transaction_id: str, **fields: object) -> dict:
+    return {"transaction_id": transaction_id, "timestamp": "2026-03-01T10:00:00.000Z", **fields}
+
+
+def land_stream(env: dict[str, str]) -> None:
+    run_script(LAKE_CONSUMER, "--feeds", STREAM, "--until-end", "--group-id", unique("g"), env=env, check=True)
+
+
+def lake_rows(lake_root: Path, columns: str, feed: str = STREAM) -> list[tuple]:
+    files = f"{lake_root}/streams/{feed}/**/*.parquet"
+    return duckdb.sql(f"select {columns} from read_parquet('{files}', hive_partitioning=true, union_by_name=true) "
+                      "order by all").fetchall()
+
+
+def quarantine_reasons(storage: LakeStorage, feed: str = STREAM) -> dict[int, str]:
+    """offset -> reason of every quarantined record of the feed."""
+    return {row["offset"]: row["reason"] for row in read_quarantine(storage, feed).to_pylist()}
+
+
+# ---------------------------------------------------------------- item 5: int -> double across batches
+def test_a_double_after_an_integer_batch_widens_the_column_and_every_file_reads_back(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    storage = init_lake(settings_for)
+    produce_values(settings_for, STREAM, [event("t1", amount=10), event("t2", amount=7)])
+    land_stream(env)
+    produce_values(settings_for, STREAM, [event("t3", amount=10.5), event("t4", amount=3)])
+    land_stream(env)
+
+    assert quarantine_reasons(storage) == {}
+    assert lake_rows(lake_root, "transaction_id, amount") == [("t1", 10.0), ("t2", 7.0), ("t3", 10.5), ("t4", 3.0)]
+    document = FeedMetadata(storage, STREAM).read()
+    assert {"name": "amount", "type": "double"} in document["schema"]
+    assert any("column amount: int64 -> double" in entry["changes"] for entry in document["schema_history"])
+    # the first file keeps its int64 column; pyarrow reads both files through the feed's schema
+    whole = lake_writer.read_stream(storage, STREAM, lake_schema.to_arrow(
+        lake_schema.schema_from_json(document["schema"])))
+    assert sorted(whole.column("amount").to_pylist()) == [3.0, 7.0, 10.0, 10.5]
+
+
+# ---------------------------------------------------------------- item 6: epoch timestamps without a calendar date
+def test_an_epoch_time_outside_the_calendar_is_quarantined_and_the_rest_lands(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    storage = init_lake(settings_for)
+    impossible = [10**15, 253402300800000, 10**18, -(10**15)]
+    values = [event("t0", timestamp=1772359200000)]  # 2026-03-01T10:00:00Z
+    values += [event(f"bad{i}", timestamp=ms) for i, ms in enumerate(impossible)]
+    values += [event("t5", timestamp=253402300799999)]  # 9999-12-31T23:59:59.999Z: the last one with a date
+    produce_values(settings_for, STREAM, values)
+
+    land_stream(env)  # exit code 0 (check=True), no traceback
+
+    assert quarantine_reasons(storage) == {
+        offset: f"timestamp: {ms} (epoch milliseconds) is outside the dates the lake can partition by "
+                "(years 1 to 9999)" for offset, ms in enumerate(impossible, start=1)}
+    assert lake_rows(lake_root, "transaction_id, make_date(year::int, month::int, day::int)") == [
+        ("t0", date(2026, 3, 1)), ("t5", date(9999, 12, 31))]
