@@ -6,10 +6,11 @@ input is quarantined with its reason, the rest lands, and the script exits 0.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import mysql.connector
 import orjson
 from support import producing, run_script, unique
 
@@ -96,3 +97,50 @@ def test_an_epoch_time_outside_the_calendar_is_quarantined_and_the_rest_lands(
                 "(years 1 to 9999)" for offset, ms in enumerate(impossible, start=1)}
     assert lake_rows(lake_root, "transaction_id, make_date(year::int, month::int, day::int)") == [
         ("t0", date(2026, 3, 1)), ("t5", date(9999, 12, 31))]
+
+
+# ---------------------------------------------------------------- item 7: impossible date strings in the warehouse
+SUMMARY = "user_transaction_summary"
+
+
+def summary_record(user: str, last_transaction_at: str) -> tuple[bytes, bytes]:
+    return (orjson.dumps({"USER_ID": user, "TRANSACTION_TYPE": "purchase"}),
+            orjson.dumps({"TOTAL_AMOUNT": 12.5, "TRANSACTION_COUNT": 1, "AVG_AMOUNT": 12.5, "MIN_AMOUNT": 12.5,
+                          "MAX_AMOUNT": 12.5, "LAST_TRANSACTION_AT": last_transaction_at}))
+
+
+def warehouse_query(settings: Settings, sql: str) -> list[tuple]:
+    with mysql.connector.connect(**settings.mysql_params()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def test_impossible_dates_are_quarantined_by_the_warehouse_consumer_and_by_sync(
+        env: dict[str, str], settings_for: Settings) -> None:
+    storage = init_lake(settings_for)
+    times = {"u_ok": "2026-03-01T10:00:00.000Z", "u_month13": "2026-13-45T99:99:99.000Z",
+             "u_feb30": "2026-02-30T10:00:00.000Z", "u_leap": "2024-02-29T23:59:59.999Z"}
+    topic = settings_for.topic(SUMMARY)
+    kafka_io.ensure_topics(settings_for, {topic: True}, partitions=1)
+    with producing(settings_for) as producer:
+        for user, moment in times.items():
+            key, value = summary_record(user, moment)
+            producer.produce(topic, key=key, value=value, partition=0)
+    landed = "SELECT user_id, last_transaction_at, snapshot_version FROM fact_user_transaction_summary ORDER BY 1"
+
+    consumed = run_script("kafka_consumer_warehouse.py", "--feeds", SUMMARY, "--until-end", env=env, check=True)
+    assert "2 quarantined" in consumed.stdout
+    assert warehouse_query(settings_for, landed) == [
+        ("u_leap", datetime(2024, 2, 29, 23, 59, 59, 999000), 0), ("u_ok", datetime(2026, 3, 1, 10), 0)]
+    assert quarantine_reasons(storage, SUMMARY) == {
+        1: "last_transaction_at: '2026-13-45T99:99:99.000Z' is not a timestamp",
+        2: "last_transaction_at: '2026-02-30T10:00:00.000Z' is not a timestamp"}
+
+    run_script("sync_to_mysql.py", "--table", SUMMARY, "--source", "kafka", env=env, check=True)
+    assert warehouse_query(settings_for, landed) == [
+        ("u_leap", datetime(2024, 2, 29, 23, 59, 59, 999000), 1), ("u_ok", datetime(2026, 3, 1, 10), 1)]
+    synced = [reason for reason in read_quarantine(storage, SUMMARY).column("reason").to_pylist()
+              if reason.startswith("sync from topic")]
+    assert sorted(synced) == [f"sync from topic {topic}: last_transaction_at: '{times[user]}' is not a timestamp"
+                              for user in ("u_feb30", "u_month13")]

@@ -33,6 +33,7 @@ _EXACT_SCALED_LIMIT = 2.0**49
 _ISO_MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")  # what ksqlDB and the producer write
 # The same shape in RE2, which reads \d as ASCII only: a subset of Python's \d, so a match is also a fast-path match.
 _ISO_MILLIS_RE2 = r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2}\.\d{3})Z$"
+_WALL_FORMAT = "%Y-%m-%dT%H:%M:%S"  # the date and time of that shape, without the milliseconds
 
 Column = tuple[pa.Array, np.ndarray]  # (text, null = NULL or unsure; unsure: a numpy bool mask)
 
@@ -175,7 +176,7 @@ class Timestamp(Converter):
     def __call__(self, column: str, value: object) -> str | None:
         if value is None:
             return None
-        if isinstance(value, str) and _ISO_MILLIS.fullmatch(value):
+        if isinstance(value, str) and _ISO_MILLIS.fullmatch(value) and _is_datetime(value[:19]):
             return f"{value[:10]} {value[11:23]}"
         try:
             if isinstance(value, datetime):
@@ -196,8 +197,15 @@ class Timestamp(Converter):
     def column(self, values: pa.Array) -> Column:
         if not pa.types.is_string(values.type):
             return super().column(values)
-        return _decided(pc.replace_substring_regex(values, _ISO_MILLIS_RE2, r"\1 \2"),
-                        pc.match_substring_regex(values, _ISO_MILLIS_RE2), values)
+        # The shape says nothing about the values ('2026-13-45T99:99:99.000Z'): a date and time that parse and
+        # print back as the same text exist (strptime alone rolls 02-30 over to 03-02); years before 1000 are
+        # outside DATETIME. Any other value goes to the one-value form, which says why it does not fit.
+        wall = pc.utf8_slice_codeunits(values, 0, 19)
+        parsed = pc.strptime(wall, format=_WALL_FORMAT, unit="s", error_is_null=True)
+        exists = pc.equal(pc.strftime(parsed, format=_WALL_FORMAT), wall)
+        ok = pc.and_(pc.and_(pc.match_substring_regex(values, _ISO_MILLIS_RE2), exists),
+                     pc.greater_equal(wall, "1000"))
+        return _decided(pc.replace_substring_regex(values, _ISO_MILLIS_RE2, r"\1 \2"), ok, values)
 
 
 def identifier(size: int) -> Converter:
@@ -214,6 +222,14 @@ def money(places: int) -> Converter:
 
 count = Count()
 timestamp = Timestamp()
+
+
+def _is_datetime(wall: str) -> bool:
+    """True when 'YYYY-MM-DDTHH:MM:SS' is a date and time DATETIME holds (a real day and time, year 1000 on)."""
+    try:
+        return datetime.fromisoformat(wall).year >= 1000
+    except ValueError:
+        return False
 
 
 def _decimal(column: str, value: object) -> Decimal:
