@@ -15,7 +15,7 @@ import orjson
 from support import producing, run_script, unique
 
 from lakehouse import kafka_io, lake_schema, lake_writer
-from lakehouse.catalog import FeedCatalog
+from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.metadata import FeedMetadata
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
@@ -144,3 +144,45 @@ def test_impossible_dates_are_quarantined_by_the_warehouse_consumer_and_by_sync(
               if reason.startswith("sync from topic")]
     assert sorted(synced) == [f"sync from topic {topic}: last_transaction_at: '{times[user]}' is not a timestamp"
                               for user in ("u_feb30", "u_month13")]
+
+
+# ---------------------------------------------------------------- item 4: column names that collide or vanish
+COLLIDING = [  # (value, reason)
+    ({"userId": "a", "user_id": "b"}, "column names 'userId' and 'user_id' both become column 'user_id'"),
+    ({"USER-ID": "a", "user_id": "b"}, "column names 'USER-ID' and 'user_id' both become column 'user_id'"),
+    ({"é": 1}, "column name 'é' has no letter or digit (A-Z, a-z, 0-9) to name a column"),
+    ({"ü": 2}, "column name 'ü' has no letter or digit (A-Z, a-z, 0-9) to name a column"),
+]
+
+
+def test_column_names_that_collide_or_normalize_to_nothing_are_quarantined_in_the_lake(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    storage = init_lake(settings_for)
+    values = [event("t0", userId="u0")]
+    values += [event(f"bad{i}", **fields) for i, (fields, _reason) in enumerate(COLLIDING)]
+    values += [event("t5", USER_ID="u5")]
+    produce_values(settings_for, STREAM, values)
+
+    land_stream(env)
+
+    assert quarantine_reasons(storage) == {offset: reason for offset, (_fields, reason) in enumerate(COLLIDING, 1)}
+    assert lake_rows(lake_root, "transaction_id, user_id") == [("t0", "u0"), ("t5", "u5")]
+
+
+def test_column_names_that_collide_or_normalize_to_nothing_are_quarantined_in_the_warehouse(
+        env: dict[str, str], settings_for: Settings) -> None:
+    storage = init_lake(settings_for)
+    FeedCatalog(storage).add(Feed(name="region_scores", kind="table", topic="region_scores", key_columns=["region"]))
+    topic = settings_for.topic("region_scores")
+    kafka_io.ensure_topics(settings_for, {topic: True}, partitions=1)
+    with producing(settings_for) as producer:
+        for index, value in enumerate([{"SCORE": 1}, *(fields for fields, _reason in COLLIDING), {"Score": 7}]):
+            producer.produce(topic, key=f"r{index}".encode(), value=orjson.dumps(value), partition=0)
+
+    result = run_script("kafka_consumer_warehouse.py", "--feeds", "region_scores", "--until-end", env=env, check=True)
+
+    assert f"{len(COLLIDING)} quarantined" in result.stdout
+    assert quarantine_reasons(storage, "region_scores") == {
+        offset: reason for offset, (_fields, reason) in enumerate(COLLIDING, 1)}
+    assert warehouse_query(settings_for, "SELECT region, score FROM region_scores ORDER BY 1") == [
+        ("r0", 1), ("r5", 7)]
