@@ -33,6 +33,7 @@ from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
 from lakehouse.warehouse.connection import connect, describe
 from lakehouse.warehouse.consumer import default_group_id
+from lakehouse.warehouse.upsert import quote
 
 RAW_FEED = "transaction_stream"
 MONEY = pa.decimal128(38, 2)
@@ -209,7 +210,7 @@ class WarehouseView:
             return None
         counts = []
         for (name,) in names:
-            rows = self._query(f"SELECT COUNT(*) FROM `{name}`")  # names come from the server itself
+            rows = self._query(f"SELECT COUNT(*) FROM {quote(name)}")
             counts.append((name, rows[0][0] if rows else "n/a"))
         return counts
 
@@ -219,8 +220,8 @@ class WarehouseView:
         return None if rows is None else {(str(topic), int(p)): int(offset) for topic, p, offset in rows}
 
     def totals(self, table: str, columns: tuple[str, ...]) -> Totals | None:
-        sums = ", ".join(f"COALESCE(SUM(`{column}`), 0)" for column in columns)
-        rows = self._query(f"SELECT COUNT(*), {sums} FROM `{table}`")
+        sums = ", ".join(f"COALESCE(SUM({quote(column)}), 0)" for column in columns)
+        rows = self._query(f"SELECT COUNT(*), {sums} FROM {quote(table)}")
         if not rows:
             return None
         return {name: Decimal(value) for name, value in zip(("rows", *columns), rows[0], strict=True)}

@@ -6,6 +6,7 @@ input is quarantined with its reason, the rest lands, and the script exits 0.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import orjson
 from support import producing, run_script, unique
 
 from lakehouse import kafka_io, lake_schema, lake_writer
-from lakehouse.catalog import Feed, FeedCatalog
+from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
 from lakehouse.metadata import FeedMetadata
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
@@ -186,3 +187,38 @@ def test_column_names_that_collide_or_normalize_to_nothing_are_quarantined_in_th
         offset: reason for offset, (_fields, reason) in enumerate(COLLIDING, 1)}
     assert warehouse_query(settings_for, "SELECT region, score FROM region_scores ORDER BY 1") == [
         ("r0", 1), ("r5", 7)]
+
+
+# ---------------------------------------------------------------- item 9: the catalog is validated when loaded
+def test_a_bad_catalog_file_is_reported_once_and_skipped_while_the_other_feeds_work(
+        env: dict[str, str], settings_for: Settings, lake_root: Path, tmp_path: Path) -> None:
+    storage = init_lake(settings_for)
+    feeds = lake_root / "_catalog" / "feeds"
+    (feeds / "evil.json").write_text(json.dumps(  # its snapshots would go to tmp_path/x, outside the lake
+        {"name": "../../x", "kind": "table", "topic": "evil", "key_columns": ["id"]}))
+    edited = json.loads((feeds / f"{STREAM}.json").read_text())
+    (feeds / f"{STREAM}.json").write_text(json.dumps({**edited, "retention_days": "30"}))
+    (feeds / "broken.json").write_text("{not json")
+    problems = {"evil.json": "invalid feed name '../../x'",
+                f"{STREAM}.json": "retention_days must be a non-negative integer, got '30'",
+                "broken.json": "is not valid"}
+
+    retention = run_script("data_retention.py", "--all", "--dry-run", env=env)
+    assert retention.returncode == 0, retention.stderr
+    for file_name, problem in problems.items():
+        lines = [line for line in retention.stderr.splitlines() if file_name in line]
+        assert len(lines) == 1 and problem in lines[0] and "skipped" in lines[0], retention.stderr
+    assert "Traceback" not in retention.stderr
+
+    flattened = "transaction_flattened"
+    produce_values(settings_for, flattened, [event("t1"), event("t2")])
+    produce_values(settings_for, "evil", [], compacted=True)
+    with producing(settings_for) as producer:
+        producer.produce(settings_for.topic("evil"), key=b"k1", value=b'{"ID": "k1", "SCORE": 1}', partition=0)
+    landed = run_script(LAKE_CONSUMER, "--until-end", "--group-id", unique("g"), env=env)
+    assert landed.returncode == 0, landed.stderr
+    assert len([line for line in landed.stderr.splitlines() if "evil.json" in line]) == 1
+    assert lake_rows(lake_root, "transaction_id", feed=flattened) == [("t1",), ("t2",)]
+    assert not (tmp_path / "x").exists()
+    assert [f.name for f in FeedCatalog(storage).list()] == sorted(
+        f.name for f in builtin_feeds() if f.name != STREAM)
