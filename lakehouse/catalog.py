@@ -27,6 +27,10 @@ STORAGE_MODES = {
     "ignore": "an existing partition or version is left as it is; only missing ones are written",
 }
 PARTITIONINGS = ("date", "version")
+# Columns of an auto-mapped warehouse table (keys and snapshot columns included): records that keep bringing new
+# keys stop at this cap (quarantined) instead of growing the table until InnoDB refuses the DDL at 1,017.
+DEFAULT_MAX_COLUMNS = 200
+INNODB_MAX_COLUMNS = 1017
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SAFE_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _SAFE_KSQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # what lakehouse.ksqldb accepts in a statement
@@ -45,6 +49,7 @@ class Feed:
     key_columns: list[str] = field(default_factory=list)
     timestamp_field: str | None = None
     warehouse_table: str | None = None
+    max_columns: int = DEFAULT_MAX_COLUMNS
     enabled: bool = True
     archived: bool = False
     description: str = ""
@@ -109,6 +114,10 @@ def validate_feed(feed: Feed) -> Feed:
     for label, value in (("retention_days", feed.retention_days), ("keep_versions", feed.keep_versions)):
         if value is not None and not (_is_int(value) and value >= 0):
             raise LakehouseError(f"feed {feed.name}: {label} must be a non-negative integer, got {value!r}")
+    if not (_is_int(feed.max_columns) and len(feed.key_columns) + 3 <= feed.max_columns <= INNODB_MAX_COLUMNS):
+        raise LakehouseError(f"feed {feed.name}: max_columns must be an integer from {len(feed.key_columns) + 3} "
+                             f"(the keys, one value and the two snapshot columns) to {INNODB_MAX_COLUMNS} "
+                             f"(InnoDB's limit), got {feed.max_columns!r}")
     for label, value in (("enabled", feed.enabled), ("archived", feed.archived)):
         if not isinstance(value, bool):
             raise LakehouseError(f"feed {feed.name}: {label} must be true or false, got {value!r}")

@@ -222,3 +222,44 @@ def test_a_bad_catalog_file_is_reported_once_and_skipped_while_the_other_feeds_w
     assert not (tmp_path / "x").exists()
     assert [f.name for f in FeedCatalog(storage).list()] == sorted(
         f.name for f in builtin_feeds() if f.name != STREAM)
+
+
+# ---------------------------------------------------------------- item 8: a cap on the columns of an auto-mapped table
+def test_records_past_the_feeds_column_cap_are_quarantined_by_the_consumer_and_by_sync(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(settings_for)
+    run_script("manage_feeds.py", "add", "--name", "wide_scores", "--type", "table", "--topic", "wide_scores",
+               "--key-columns", "region", "--max-columns", "6", "--partitions", "1", env=env, check=True)
+    assert json.loads((lake_root / "_catalog/feeds/wide_scores.json").read_text())["max_columns"] == 6
+    topic = settings_for.topic("wide_scores")
+    values = [{"C1": 1, "C2": 2}, {"C3": 3}, {"C4": 4, "C5": 5}, {"C1": 10, "C4": None}, {"C6": 6}]
+    with producing(settings_for) as producer:
+        for index, value in enumerate(values):
+            producer.produce(topic, key=f"r{index}".encode(), value=orjson.dumps(value), partition=0)
+    storage = LakeStorage(str(lake_root))
+
+    def columns() -> set[str]:
+        return {name for (name,) in warehouse_query(
+            settings_for, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                          "AND TABLE_NAME = 'wide_scores'")}
+
+    def past_cap(new: str, total: int, cap: int) -> str:
+        return (f"new column(s) {new} would give table wide_scores {total} columns, past the feed's max_columns "
+                f"of {cap} (manage_feeds.py update wide_scores --max-columns N raises it)")
+
+    consumed = run_script("kafka_consumer_warehouse.py", "--feeds", "wide_scores", "--until-end", env=env,
+                          check=True)
+    assert "2 quarantined" in consumed.stdout
+    assert quarantine_reasons(storage, "wide_scores") == {2: past_cap("c4, c5", 8, 6), 4: past_cap("c6", 7, 6)}
+    assert columns() == {"region", "snapshot_date", "snapshot_version", "c1", "c2", "c3"}
+    assert warehouse_query(settings_for, "SELECT region, c1, c2, c3 FROM wide_scores ORDER BY 1") == [
+        ("r0", 1, 2, None), ("r1", None, None, 3), ("r3", 10, None, None)]
+
+    run_script("manage_feeds.py", "update", "wide_scores", "--max-columns", "8", env=env, check=True)
+    run_script("sync_to_mysql.py", "--table", "wide_scores", "--source", "kafka", env=env, check=True)
+    assert columns() == {"region", "snapshot_date", "snapshot_version", "c1", "c2", "c3", "c4", "c5"}
+    assert warehouse_query(settings_for, "SELECT region, c1, c2, c3, c4, c5 FROM wide_scores ORDER BY 1") == [
+        ("r0", 1, 2, None, None, None), ("r1", None, None, 3, None, None), ("r2", None, None, None, 4, 5),
+        ("r3", 10, None, None, None, None)]
+    reasons = read_quarantine(storage, "wide_scores").column("reason").to_pylist()
+    assert [r for r in reasons if r.startswith("sync")] == [f"sync from topic {topic}: {past_cap('c6', 9, 8)}"]
