@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from lakehouse import kafka_io, lake_writer, layout, snapshots
+from lakehouse import kafka_io, lake_schema, lake_writer, layout, snapshots
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata
@@ -324,7 +324,11 @@ def _raw_event_totals(storage: LakeStorage) -> Callable[[str], Totals | None] | 
     files = [storage.full(path) for path in lake_writer.stream_files(storage, RAW_FEED)]
     if not files:
         return None
-    events = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(columns={
+    # the feed's schema spans files written before it evolved (a column added, an integer widened to double)
+    stored = FeedMetadata(storage, RAW_FEED).read().get("schema", [])
+    schema = lake_schema.to_arrow(lake_schema.schema_from_json(stored))
+    events = ds.dataset(files, filesystem=storage.fs, format="parquet",
+                        schema=schema if len(schema) else None).to_table(columns={
         "transaction_type": ds.field("transaction_type"), "amount": ds.field("amount"),
         "quantity": ds.field("product", "quantity")})
     purchases = events.filter(pc.equal(events.column("transaction_type"), "purchase"))
