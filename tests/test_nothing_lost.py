@@ -7,16 +7,20 @@ input is quarantined with its reason, the rest lands, and the script exits 0.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import mysql.connector
 import orjson
+import pyarrow as pa
+import pytest
 from support import producing, run_script, unique
 
 from lakehouse import kafka_io, lake_schema, lake_writer
-from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
+from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds, validate_feed
+from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
@@ -269,3 +273,24 @@ def test_records_past_the_feeds_column_cap_are_quarantined_by_the_consumer_and_b
         ("r3", 10, None, None, None, None)]
     reasons = read_quarantine(storage, "wide_scores").column("reason").to_pylist()
     assert [r for r in reasons if r.startswith("sync")] == [f"sync from topic {topic}: {past_cap('c6', 9, 8)}"]
+
+
+# ---------------------------------------------------------------- the same rules, without services
+def test_a_later_batch_widens_an_integer_column_inside_structs_and_lists_too() -> None:
+    stored = {"amount": pa.int64(), "product": pa.struct([("price", pa.int64())]), "sizes": pa.list_(pa.int64())}
+    evolved, reasons = lake_schema.check_rows(
+        [{"amount": 10.5, "product": {"price": 2.5}, "sizes": [1, 1.5]}, {"amount": "ten"}], stored, [])
+    assert evolved == {"amount": pa.float64(), "product": pa.struct([("price", pa.float64())]),
+                       "sizes": pa.list_(pa.float64())}
+    assert reasons == [None, "amount: expected number, got string"]
+
+
+def test_every_catalog_field_is_checked_for_its_type() -> None:
+    good = {"name": "scores", "kind": "table", "topic": "scores", "key_columns": ["id"]}
+    refused = [("enabled", "false", "enabled must be true or false"), ("keep_versions", True, "keep_versions must be"),
+               ("key_columns", "id", "key_columns must be a list"), ("storage_mode", ["append"], "storage mode"),
+               ("max_columns", 2000, "max_columns must be an integer from 4"),
+               ("warehouse_table", "a`b", "invalid warehouse table"), ("ksql_name", "X; DROP", "invalid ksqlDB name")]
+    for field, value, problem in refused:
+        with pytest.raises(LakehouseError, match=re.escape(problem)):
+            validate_feed(Feed.from_dict({**good, field: value}))
