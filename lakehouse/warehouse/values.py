@@ -33,7 +33,6 @@ _EXACT_SCALED_LIMIT = 2.0**49
 _ISO_MILLIS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")  # what ksqlDB and the producer write
 # The same shape in RE2, which reads \d as ASCII only: a subset of Python's \d, so a match is also a fast-path match.
 _ISO_MILLIS_RE2 = r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2}\.\d{3})Z$"
-_WALL_FORMAT = "%Y-%m-%dT%H:%M:%S"  # the date and time of that shape, without the milliseconds
 
 Column = tuple[pa.Array, np.ndarray]  # (text, null = NULL or unsure; unsure: a numpy bool mask)
 
@@ -197,14 +196,16 @@ class Timestamp(Converter):
     def column(self, values: pa.Array) -> Column:
         if not pa.types.is_string(values.type):
             return super().column(values)
-        # The shape says nothing about the values ('2026-13-45T99:99:99.000Z'): a date and time that parse and
-        # print back as the same text exist (strptime alone rolls 02-30 over to 03-02); years before 1000 are
-        # outside DATETIME. Any other value goes to the one-value form, which says why it does not fit.
+        # The shape says nothing about the values ('2026-13-45T99:99:99.000Z'). Arrow's ISO parser checks the
+        # calendar (02-30, 24:00 fail) but fails the whole cast: then every value goes to the one-value form,
+        # which says which ones do not fit and why. Years before 1000 are outside DATETIME.
+        shaped = pc.match_substring_regex(values, _ISO_MILLIS_RE2)
         wall = pc.utf8_slice_codeunits(values, 0, 19)
-        parsed = pc.strptime(wall, format=_WALL_FORMAT, unit="s", error_is_null=True)
-        exists = pc.equal(pc.strftime(parsed, format=_WALL_FORMAT), wall)
-        ok = pc.and_(pc.and_(pc.match_substring_regex(values, _ISO_MILLIS_RE2), exists),
-                     pc.greater_equal(wall, "1000"))
+        try:
+            pc.cast(pc.if_else(shaped, wall, pa.scalar(None, pa.string())), pa.timestamp("s"))
+        except pa.ArrowInvalid:
+            return super().column(values)
+        ok = pc.and_(shaped, pc.greater_equal(wall, "1000"))
         return _decided(pc.replace_substring_regex(values, _ISO_MILLIS_RE2, r"\1 \2"), ok, values)
 
 
