@@ -217,12 +217,13 @@ class FeedDecoder:
         if not pc.any(dateless).as_py():
             return table, good, bad
         indexes = list(range(table.num_rows)) if good is None else good
+        outside = dateless.to_pylist()
         reasons = dict(bad)
-        for row, (value, outside) in enumerate(zip(times.to_pylist(), dateless.to_pylist(), strict=True)):
-            if outside:
-                reasons[indexes[row]] = (f"{name}: {value} (epoch milliseconds) is outside the dates the lake "
-                                         "can partition by (years 1 to 9999)")
-        kept = [index for index, outside in zip(indexes, dateless.to_pylist(), strict=True) if not outside]
+        for index, value, without_date in zip(indexes, times.to_pylist(), outside, strict=True):
+            if without_date:
+                reasons[index] = (f"{name}: {value} (epoch milliseconds) is outside the dates the lake can "
+                                  "partition by (years 1 to 9999)")
+        kept = [index for index, without_date in zip(indexes, outside, strict=True) if not without_date]
         return table.filter(pc.invert(dateless)), kept, reasons
 
     def _decode_bulk(self, values: list[bytes | None]) -> pa.Table | None:
