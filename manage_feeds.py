@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from lakehouse import cli, kafka_io, onboarding
-from lakehouse.catalog import STORAGE_MODES, Feed
+from lakehouse.catalog import DEFAULT_MAX_COLUMNS, STORAGE_MODES, Feed
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
@@ -26,6 +26,7 @@ EXAMPLES = """
   python manage_feeds.py list
   python manage_feeds.py show card_payments
   python manage_feeds.py update card_payments --retention-days 30
+  python manage_feeds.py update merchant_totals --max-columns 300   # cap of its auto-mapped warehouse table
   python manage_feeds.py disable card_payments                 # consumers, export and sync skip it
   python manage_feeds.py archive card_payments                 # skipped too; its data stays
   python manage_feeds.py restore card_payments
@@ -89,6 +90,10 @@ def _definition_options(command: argparse.ArgumentParser) -> None:
     policy = command.add_mutually_exclusive_group()
     policy.add_argument("--retention-days", type=int, metavar="D", help="stream: days of partitions to keep")
     policy.add_argument("--keep-versions", type=int, metavar="K", help="table: snapshot versions to keep")
+    command.add_argument("--max-columns", type=int, metavar="N",
+                         help=f"table without a curated mapping: most columns of its auto-mapped warehouse table, "
+                              f"keys included (default {DEFAULT_MAX_COLUMNS}); records that would pass it are "
+                              "quarantined")
 
 
 def _check_add(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -107,7 +112,7 @@ def _check_add(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def _add(settings: Settings, args: argparse.Namespace) -> int:
     policy = {"storage_mode": args.storage_mode or "", "retention_days": args.retention_days,
-              "keep_versions": args.keep_versions}
+              "keep_versions": args.keep_versions, "max_columns": args.max_columns}
     if args.from_ksqldb:
         feed = onboarding.feed_from_ksqldb(settings, args.from_ksqldb, name=args.name,
                                            key_columns=args.key_columns, **policy)

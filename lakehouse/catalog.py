@@ -7,12 +7,15 @@ retention, key columns and its warehouse target.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass, field, fields
 
 from lakehouse import layout
 from lakehouse.errors import LakehouseError
 from lakehouse.storage import LakeStorage
+
+log = logging.getLogger(__name__)
 
 KINDS = ("stream", "table")
 STORAGE_MODES = {
@@ -24,8 +27,13 @@ STORAGE_MODES = {
     "ignore": "an existing partition or version is left as it is; only missing ones are written",
 }
 PARTITIONINGS = ("date", "version")
+# Columns of an auto-mapped warehouse table (keys and snapshot columns included): records that keep bringing new
+# keys stop at this cap (quarantined) instead of growing the table until InnoDB refuses the DDL at 1,017.
+DEFAULT_MAX_COLUMNS = 200
+INNODB_MAX_COLUMNS = 1017
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SAFE_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_SAFE_KSQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # what lakehouse.ksqldb accepts in a statement
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Feed:
     key_columns: list[str] = field(default_factory=list)
     timestamp_field: str | None = None
     warehouse_table: str | None = None
+    max_columns: int = DEFAULT_MAX_COLUMNS
     enabled: bool = True
     archived: bool = False
     description: str = ""
@@ -73,7 +82,7 @@ class Feed:
 
 
 def validate_name(name: str, what: str = "feed name") -> str:
-    if not _SAFE_NAME.match(name or ""):
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
         raise LakehouseError(
             f"invalid {what} {name!r}: use lower-case letters, digits and '_', starting with a letter (max 63)"
         )
@@ -81,23 +90,44 @@ def validate_name(name: str, what: str = "feed name") -> str:
 
 
 def validate_feed(feed: Feed) -> Feed:
+    """Every field of a feed, type and value: a catalog file is edited by hand, and its names become paths,
+    topics and SQL identifiers."""
     validate_name(feed.name)
-    if feed.kind not in KINDS:
+    if not isinstance(feed.kind, str) or feed.kind not in KINDS:
         raise LakehouseError(f"feed {feed.name}: kind must be one of {', '.join(KINDS)}, got {feed.kind!r}")
-    if not _SAFE_TOPIC.match(feed.topic or ""):
+    if not isinstance(feed.topic, str) or not _SAFE_TOPIC.match(feed.topic):
         raise LakehouseError(f"feed {feed.name}: invalid Kafka topic name {feed.topic!r}")
-    if feed.storage_mode not in STORAGE_MODES:
+    if not isinstance(feed.ksql_name, str) or not _SAFE_KSQL_NAME.match(feed.ksql_name):
+        raise LakehouseError(f"feed {feed.name}: invalid ksqlDB name {feed.ksql_name!r}")
+    if not isinstance(feed.storage_mode, str) or feed.storage_mode not in STORAGE_MODES:
         raise LakehouseError(f"feed {feed.name}: storage mode must be one of {', '.join(STORAGE_MODES)}")
-    if feed.partitioning not in PARTITIONINGS:
+    if not isinstance(feed.partitioning, str) or feed.partitioning not in PARTITIONINGS:
         raise LakehouseError(f"feed {feed.name}: partitioning must be one of {', '.join(PARTITIONINGS)}")
+    if not isinstance(feed.key_columns, list):
+        raise LakehouseError(f"feed {feed.name}: key_columns must be a list of column names")
     for column in feed.key_columns:
         validate_name(column, "key column")
+    if feed.timestamp_field:
+        validate_name(feed.timestamp_field, "timestamp field")
     if feed.warehouse_table:
         validate_name(feed.warehouse_table, "warehouse table")
     for label, value in (("retention_days", feed.retention_days), ("keep_versions", feed.keep_versions)):
-        if value is not None and (not isinstance(value, int) or value < 0):
-            raise LakehouseError(f"feed {feed.name}: {label} must be a non-negative integer")
+        if value is not None and not (_is_int(value) and value >= 0):
+            raise LakehouseError(f"feed {feed.name}: {label} must be a non-negative integer, got {value!r}")
+    if not (_is_int(feed.max_columns) and len(feed.key_columns) + 3 <= feed.max_columns <= INNODB_MAX_COLUMNS):
+        raise LakehouseError(f"feed {feed.name}: max_columns must be an integer from {len(feed.key_columns) + 3} "
+                             f"(the keys, one value and the two snapshot columns) to {INNODB_MAX_COLUMNS} "
+                             f"(InnoDB's limit), got {feed.max_columns!r}")
+    for label, value in (("enabled", feed.enabled), ("archived", feed.archived)):
+        if not isinstance(value, bool):
+            raise LakehouseError(f"feed {feed.name}: {label} must be true or false, got {value!r}")
+    if not isinstance(feed.description, str):
+        raise LakehouseError(f"feed {feed.name}: description must be text")
     return feed
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number of days
 
 
 def builtin_feeds() -> list[Feed]:
@@ -133,8 +163,15 @@ class FeedCatalog:
         self.storage = storage
 
     def list(self, kind: str | None = None, active_only: bool = False) -> list[Feed]:
-        feeds = [self._load(name[: -len(".json")]) for name in self.storage.list_dir(layout.CATALOG)
-                 if name.endswith(".json")]
+        """The valid feeds; an invalid catalog file is reported (once per run) and skipped, the others work."""
+        feeds = []
+        for file_name in self.storage.list_dir(layout.CATALOG):
+            if not file_name.endswith(".json"):
+                continue
+            try:
+                feeds.append(self._load(file_name[: -len(".json")]))
+            except LakehouseError as exc:
+                _report_once(f"skipped {exc}")
         return [f for f in feeds if (kind is None or f.kind == kind) and (f.active or not active_only)]
 
     def find(self, name: str) -> Feed | None:
@@ -172,7 +209,7 @@ class FeedCatalog:
             self.storage.makedirs(folder)
         created, kept = [], []
         for feed in builtin_feeds():
-            if self.find(feed.name) is None:
+            if not self.storage.exists(layout.catalog_file(feed.name)):  # an edited file stays, even a broken one
                 self.save(feed)
                 created.append(feed.name)
             else:
@@ -180,8 +217,24 @@ class FeedCatalog:
         return created, kept
 
     def _load(self, name: str) -> Feed:
-        raw = self.storage.read_bytes(layout.catalog_file(name))
+        path = layout.catalog_file(name)
         try:
-            return Feed.from_dict(json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise LakehouseError(f"catalog entry {layout.catalog_file(name)} is not valid: {exc}") from None
+            data = json.loads(self.storage.read_bytes(path))
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            feed = validate_feed(Feed.from_dict(data))
+        except (ValueError, TypeError, AttributeError, LakehouseError) as exc:
+            raise LakehouseError(f"catalog entry {path} is not valid: {exc}") from None
+        if feed.name != name:
+            raise LakehouseError(f"catalog entry {path} is not valid: it names feed {feed.name!r}, its file {name!r}")
+        return feed
+
+
+_reported: set[str] = set()
+
+
+def _report_once(problem: str) -> None:
+    """One warning line per problem and process: the catalog is listed many times in one run."""
+    if problem not in _reported:
+        _reported.add(problem)
+        log.warning("%s", problem)

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from tqdm import tqdm
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUP = "lakehouse-datalake"
 _JSON_BLOCK = 1 << 20  # bulk JSON parse block; a record larger than half of it goes record by record
 _RECORD_BY_RECORD = 256  # records: a rejected batch is split down to this size before going record by record
+# Epoch milliseconds that have a calendar date (Python's years 1 to 9999): the event day of any other is undefined.
+_FIRST_DATED_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_END_DATED_MS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000) + 86_400_000
 
 
 def default_group_id(settings: Settings) -> str:
@@ -177,19 +181,20 @@ class FeedDecoder:
         return lake_schema.to_arrow(self.schema)
 
     def decode(self, values: list[bytes | None]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
-        """(good rows, their indexes in `values` or None when all are good, index -> reason of bad ones).
+        """(good rows, their indexes in `values` or None when all are good, index -> reason of bad ones)."""
+        return self._without_dateless_events(*self._decode_split(values))
 
-        A batch the bulk reader rejects is split in halves, down to small chunks decoded record by record:
-        a bad record or a new field costs a few bulk attempts, not a whole batch in Python.
-        """
+    def _decode_split(self, values: list[bytes | None]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
+        """A batch the bulk reader rejects is split in halves, down to small chunks decoded record by record:
+        a bad record or a new field costs a few bulk attempts, not a whole batch in Python."""
         table = self._decode_bulk(values)
         if table is not None:
             return table, None, {}
         if len(values) <= _RECORD_BY_RECORD:
             return self._decode_each(values)
         half = len(values) // 2
-        first, first_good, first_bad = self.decode(values[:half])
-        second, second_good, second_bad = self.decode(values[half:])
+        first, first_good, first_bad = self._decode_split(values[:half])
+        second, second_good, second_bad = self._decode_split(values[half:])
         schema = self.arrow_schema  # the second half may have evolved it
         table = pa.concat_tables([lake_schema.conform(first, schema), lake_schema.conform(second, schema)])
         if first_good is None and second_good is None:
@@ -197,6 +202,29 @@ class FeedDecoder:
         good = (list(range(half)) if first_good is None else first_good) + [
             half + index for index in (range(len(values) - half) if second_good is None else second_good)]
         return table, good, {**first_bad, **{half + index: reason for index, reason in second_bad.items()}}
+
+    def _without_dateless_events(self, table: pa.Table, good: list[int] | None,
+                                 bad: dict[int, str]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
+        """Rows whose epoch-millisecond event time has no calendar date move to `bad`: no day partition holds them.
+
+        ISO-8601 text always has one (four-digit years), so only an integer column is checked.
+        """
+        name = self.feed.timestamp_field
+        if name not in table.column_names or not pa.types.is_integer(table.column(name).type):
+            return table, good, bad
+        times = table.column(name)
+        dateless = pc.fill_null(pc.or_(pc.less(times, _FIRST_DATED_MS), pc.greater_equal(times, _END_DATED_MS)), False)
+        if not pc.any(dateless).as_py():
+            return table, good, bad
+        indexes = list(range(table.num_rows)) if good is None else good
+        outside = dateless.to_pylist()
+        reasons = dict(bad)
+        for index, value, without_date in zip(indexes, times.to_pylist(), outside, strict=True):
+            if without_date:
+                reasons[index] = (f"{name}: {value} (epoch milliseconds) is outside the dates the lake can "
+                                  "partition by (years 1 to 9999)")
+        kept = [index for index, without_date in zip(indexes, outside, strict=True) if not without_date]
+        return table.filter(pc.invert(dateless)), kept, reasons
 
     def _decode_bulk(self, values: list[bytes | None]) -> pa.Table | None:
         """All values at once through pyarrow's JSON reader, or None when the batch needs a closer look.

@@ -2,9 +2,11 @@
 
 Types come from the JSON values: string, int64, double, bool, struct, list, and null (a column seen only
 as null so far, typed by its first non-null value). A value that contradicts a known type makes the record
-bad (quarantined with the reason), it is never coerced; an integer where a double is known is fine, JSON
-having a single number type. Within one batch, a new column seen both as integer and as double becomes a
-double (first sight is the batch, not one record).
+bad (quarantined with the reason), it is never coerced. JSON has a single number type, so integer and double
+are one family: an integer where a double is known is fine, and a double where an integer is known widens
+the column to double, in the batch that first sees the column as in any later one. Files written before the
+widening keep their int64 column; DuckDB (union_by_name) and pyarrow.dataset (given the feed's schema) read
+both as double.
 
 Schemas are ordered dicts name -> pyarrow type, stored in the feed metadata as JSON.
 """
@@ -45,38 +47,35 @@ def infer_type(value: object, path: str) -> pa.DataType:
     if isinstance(value, list):
         element: pa.DataType = pa.null()
         for item in value:
-            element = merge_types(element, infer_type(item, f"{path}[]"), f"{path}[]", widen=True)
+            element = merge_types(element, infer_type(item, f"{path}[]"), f"{path}[]")
         return pa.list_(element)
     raise BadRecord(f"{path}: unsupported JSON value {type(value).__name__}")
 
 
-def merge_types(known: pa.DataType, seen: pa.DataType, path: str, widen: bool = False) -> pa.DataType:
-    """`known` evolved to also hold `seen`: null filled in, struct fields added; else BadRecord.
-
-    `widen` (first sight only) lets an integer column become double when a double shows up.
-    """
+def merge_types(known: pa.DataType, seen: pa.DataType, path: str) -> pa.DataType:
+    """`known` evolved to also hold `seen`: null filled in, integer widened to double, struct fields added;
+    else BadRecord."""
     if known == seen or pa.types.is_null(seen):
         return known
     if pa.types.is_null(known):
         return seen
     if pa.types.is_float64(known) and pa.types.is_int64(seen):
         return known
-    if widen and pa.types.is_int64(known) and pa.types.is_float64(seen):
+    if pa.types.is_int64(known) and pa.types.is_float64(seen):
         return seen
     if pa.types.is_struct(known) and pa.types.is_struct(seen):
-        return _merge_structs(known, seen, path, widen)
+        return _merge_structs(known, seen, path)
     if pa.types.is_list(known) and pa.types.is_list(seen):
-        return pa.list_(merge_types(known.value_type, seen.value_type, f"{path}[]", widen))
+        return pa.list_(merge_types(known.value_type, seen.value_type, f"{path}[]"))
     raise BadRecord(f"{path}: expected {describe(known)}, got {describe(seen)}")
 
 
-def _merge_structs(known: pa.StructType, seen: pa.StructType, path: str, widen: bool) -> pa.DataType:
+def _merge_structs(known: pa.StructType, seen: pa.StructType, path: str) -> pa.DataType:
     fields = {known.field(i).name: known.field(i).type for i in range(known.num_fields)}
     for i in range(seen.num_fields):
         child = seen.field(i)
         current = fields.get(child.name)
-        fields[child.name] = child.type if current is None else merge_types(
-            current, child.type, f"{path}.{child.name}", widen)
+        fields[child.name] = child.type if current is None else merge_types(current, child.type, f"{path}.{child.name}")
     return pa.struct([pa.field(name, type_) for name, type_ in fields.items()])
 
 
@@ -140,7 +139,6 @@ def check_rows(rows: Sequence[dict | None], schema: Schema, required: Sequence[s
     Returns the evolved schema (only good rows evolve it) and, per row, None when it fits or the reason
     it does not.
     """
-    hints = _first_sight_hints(rows, schema)
     evolved = dict(schema)
     reasons: list[str | None] = []
     for row in rows:
@@ -149,7 +147,7 @@ def check_rows(rows: Sequence[dict | None], schema: Schema, required: Sequence[s
             continue
         try:
             _require(row, required)
-            evolved.update(_fit_row(row, evolved, hints))
+            evolved.update(_fit_row(row, evolved))
             reasons.append(None)
         except BadRecord as exc:
             reasons.append(str(exc))
@@ -162,34 +160,18 @@ def _require(row: dict, required: Sequence[str]) -> None:
             raise BadRecord(f"missing required field {name!r}")
 
 
-def _fit_row(row: dict, schema: Schema, hints: Schema) -> Schema:
+def _fit_row(row: dict, schema: Schema) -> Schema:
     """The columns this row changes (new or evolved); raises BadRecord on a contradiction."""
     changes = {}
     for name, value in row.items():
         known = schema.get(name)
         if known is not None and conforms(value, known):
             continue
-        start = known if known is not None else hints.get(name, pa.null())
+        start = schema.get(name, pa.null())
         fitted = start if conforms(value, start) else merge_types(start, infer_type(value, name), name)
         if fitted != known:
             changes[name] = fitted
     return changes
-
-
-def _first_sight_hints(rows: Sequence[dict | None], schema: Schema) -> Schema:
-    """Types of the columns new in this batch, merged over the whole batch (int + double -> double)."""
-    hints: Schema = {}
-    for row in rows:
-        for name, value in (row or {}).items():
-            hint = hints.get(name)
-            if name in schema or (hint is not None and conforms(value, hint)):
-                continue
-            try:
-                seen = infer_type(value, name)
-                hints[name] = seen if hint is None else merge_types(hint, seen, name, widen=True)
-            except BadRecord:
-                continue  # the row that contradicts the first sight is rejected by _fit_row
-    return hints
 
 
 # ---------------------------------------------------------------- schema changes, storage and conformance
@@ -245,7 +227,7 @@ def _type_from_json(value: object) -> pa.DataType:
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """`table` with exactly `schema`: columns added since it was decoded become nulls, null columns get typed.
 
-    Only the evolutions of this module happen between the two (added columns/fields, null -> type).
+    Only the evolutions of this module happen between the two (added columns/fields, null -> type, int64 -> double).
     """
     if table.schema.equals(schema):
         return table

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import mysql.connector
 
 from lakehouse import kafka_io, ksqldb
-from lakehouse.catalog import KINDS, Feed, FeedCatalog, validate_feed, validate_name
+from lakehouse.catalog import DEFAULT_MAX_COLUMNS, KINDS, Feed, FeedCatalog, validate_feed, validate_name
 from lakehouse.errors import LakehouseError
 from lakehouse.records import snake_case
 from lakehouse.settings import Settings
@@ -26,7 +26,7 @@ DEFAULT_RETENTION_DAYS = 90
 DEFAULT_KEEP_VERSIONS = 5
 DEFAULT_TIMESTAMP_FIELD = "timestamp"
 UPDATABLE = ("topic", "ksql_name", "key_columns", "timestamp_field", "storage_mode", "retention_days",
-             "keep_versions", "description")
+             "keep_versions", "max_columns", "description")
 STATUS_ACTIONS = {
     "disable": {"enabled": False},
     "enable": {"enabled": True},
@@ -50,7 +50,8 @@ def catalog_for(settings: Settings) -> FeedCatalog:
 
 def new_feed(name: str, kind: str, topic: str, *, ksql_name: str = "", key_columns: list[str] | None = None,
              timestamp_field: str | None = DEFAULT_TIMESTAMP_FIELD, storage_mode: str = "",
-             retention_days: int | None = None, keep_versions: int | None = None, description: str = "") -> Feed:
+             retention_days: int | None = None, keep_versions: int | None = None,
+             max_columns: int | None = None, description: str = "") -> Feed:
     """A validated feed definition with the project's defaults filled in."""
     validate_name(name)
     if timestamp_field:
@@ -72,13 +73,15 @@ def new_feed(name: str, kind: str, topic: str, *, ksql_name: str = "", key_colum
         keep_versions=(DEFAULT_KEEP_VERSIONS if keep_versions is None else keep_versions)
         if kind == "table" else None,
         timestamp_field=timestamp_field if kind == "stream" else None,
+        max_columns=DEFAULT_MAX_COLUMNS if max_columns is None else max_columns,
     )
     return validate_feed(feed)
 
 
 def feed_from_ksqldb(settings: Settings, source: str, *, name: str | None = None,
                      key_columns: list[str] | None = None, storage_mode: str = "",
-                     retention_days: int | None = None, keep_versions: int | None = None) -> Feed:
+                     retention_days: int | None = None, keep_versions: int | None = None,
+                     max_columns: int | None = None) -> Feed:
     """A feed for a ksqlDB stream or table: kind, topic, key columns and timestamp field from its DESCRIBE."""
     description = ksqldb.client_for(settings).describe(source)
     kind = description["type"].lower()
@@ -94,7 +97,7 @@ def feed_from_ksqldb(settings: Settings, source: str, *, name: str | None = None
     return new_feed(
         name or snake_case(description["name"]), kind, topic, ksql_name=description["name"],
         key_columns=key_columns, storage_mode=storage_mode, retention_days=retention_days,
-        keep_versions=keep_versions, description=f"from ksqlDB {kind} {description['name']}",
+        keep_versions=keep_versions, max_columns=max_columns, description=f"from ksqlDB {kind} {description['name']}",
         timestamp_field=DEFAULT_TIMESTAMP_FIELD if DEFAULT_TIMESTAMP_FIELD in value_columns else None)
 
 

@@ -216,6 +216,7 @@ class UpsertBatches(beam.DoFn):
 
     def process(self, batch: SyncBatch) -> Iterable[str]:
         mapping = mapping_for(batch.feed)
+        mapping.prepare(self.warehouse, [])  # the live table's columns count against an auto-mapped table's cap
         payloads = []
         for index, row in enumerate(batch.rows):
             try:

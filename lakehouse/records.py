@@ -29,8 +29,22 @@ def snake_case(name: str) -> str:
 
 
 def normalize_columns(row: dict) -> dict:
-    """Top-level column names to snake_case; nested structs keep their own field names."""
-    return {snake_case(key): value for key, value in row.items()}
+    """Top-level column names to snake_case; nested structs keep their own field names.
+
+    Two names that become one column (userId, user_id, USER-ID) or a name with nothing left (é) would lose a
+    value: the record is bad, its reason names the spellings. (Numbering the second one would make a column's
+    name depend on which other names the batch holds.)
+    """
+    normalized = {}
+    for key, value in row.items():
+        name = snake_case(key)
+        if not name:
+            raise BadRecord(f"column name {key!r} has no letter or digit (A-Z, a-z, 0-9) to name a column")
+        if name in normalized:
+            first = next(other for other in row if snake_case(other) == name)
+            raise BadRecord(f"column names {first!r} and {key!r} both become column {name!r}")
+        normalized[name] = value
+    return normalized
 
 
 def decode_json(raw: bytes | None, what: str = "value") -> object:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from lakehouse import kafka_io, lake_writer, layout, snapshots
+from lakehouse import kafka_io, lake_schema, lake_writer, layout, snapshots
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata
@@ -33,6 +33,7 @@ from lakehouse.storage import LakeStorage
 from lakehouse.tables import render
 from lakehouse.warehouse.connection import connect, describe
 from lakehouse.warehouse.consumer import default_group_id
+from lakehouse.warehouse.upsert import quote
 
 RAW_FEED = "transaction_stream"
 MONEY = pa.decimal128(38, 2)
@@ -209,7 +210,7 @@ class WarehouseView:
             return None
         counts = []
         for (name,) in names:
-            rows = self._query(f"SELECT COUNT(*) FROM `{name}`")  # names come from the server itself
+            rows = self._query(f"SELECT COUNT(*) FROM {quote(name)}")
             counts.append((name, rows[0][0] if rows else "n/a"))
         return counts
 
@@ -219,8 +220,8 @@ class WarehouseView:
         return None if rows is None else {(str(topic), int(p)): int(offset) for topic, p, offset in rows}
 
     def totals(self, table: str, columns: tuple[str, ...]) -> Totals | None:
-        sums = ", ".join(f"COALESCE(SUM(`{column}`), 0)" for column in columns)
-        rows = self._query(f"SELECT COUNT(*), {sums} FROM `{table}`")
+        sums = ", ".join(f"COALESCE(SUM({quote(column)}), 0)" for column in columns)
+        rows = self._query(f"SELECT COUNT(*), {sums} FROM {quote(table)}")
         if not rows:
             return None
         return {name: Decimal(value) for name, value in zip(("rows", *columns), rows[0], strict=True)}
@@ -323,7 +324,11 @@ def _raw_event_totals(storage: LakeStorage) -> Callable[[str], Totals | None] | 
     files = [storage.full(path) for path in lake_writer.stream_files(storage, RAW_FEED)]
     if not files:
         return None
-    events = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(columns={
+    # the feed's schema spans files written before it evolved (a column added, an integer widened to double)
+    stored = FeedMetadata(storage, RAW_FEED).read().get("schema", [])
+    schema = lake_schema.to_arrow(lake_schema.schema_from_json(stored))
+    events = ds.dataset(files, filesystem=storage.fs, format="parquet",
+                        schema=schema if len(schema) else None).to_table(columns={
         "transaction_type": ds.field("transaction_type"), "amount": ds.field("amount"),
         "quantity": ds.field("product", "quantity")})
     purchases = events.filter(pc.equal(events.column("transaction_type"), "purchase"))

@@ -116,6 +116,9 @@ class AutoMapping(Mapping):
         self.key_columns = list(feed.key_columns)
         self._key = values.identifier(key_length(len(self.key_columns)))
         self._columns: dict[str, str | None] | None = None  # live non-key columns -> managed type
+        self.max_columns = feed.max_columns
+        # value columns the table has or the rows converted since the last `prepare` will add
+        self._admitted: set[str] = set()
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -139,16 +142,33 @@ class AutoMapping(Mapping):
             if name in SNAPSHOT_COLUMNS:
                 raise BadRecord(f"column name {name} is reserved for the warehouse")
             payload[name] = value
+        self._admit(payload)
         return payload
+
+    def _admit(self, payload: dict) -> None:
+        """A value in a new column makes the table wider; past the feed's max_columns the row is bad instead.
+
+        Rows are admitted in order, so of a batch that brings too many new columns the first rows land.
+        Converting after `prepare(warehouse, [])` counts the columns the live table already has.
+        """
+        new = [name for name, value in payload.items() if value is not None and name not in self._admitted]
+        if not new:
+            return
+        total = len(self.key_columns) + len(SNAPSHOT_COLUMNS) + len(self._admitted) + len(new)
+        if total > self.max_columns:
+            raise BadRecord(f"new column(s) {', '.join(new)} would give table {self.table} {total} columns, past "
+                            f"the feed's max_columns of {self.max_columns} (manage_feeds.py update "
+                            f"{self.feed_name} --max-columns N raises it)")
+        self._admitted.update(new)
 
     def key(self, raw_key: tuple) -> Key:
         return tuple(self._key(column, value) for column, value in zip(self.key_columns, raw_key, strict=True))
 
     def prepare(self, warehouse: Warehouse, payloads: Sequence[object]) -> None:
         needed = self.needed_types(payloads)  # type: ignore[arg-type]
-        if self._columns is not None and all(self._fits(name, kind) for name, kind in needed.items()):
-            return
-        self._columns = run_ddl(warehouse, lambda cursor: self._evolve(cursor, needed))
+        if self._columns is None or not all(self._fits(name, kind) for name, kind in needed.items()):
+            self._columns = run_ddl(warehouse, lambda cursor: self._evolve(cursor, needed))
+        self._admitted = set(self._columns)  # rows admitted but superseded in their batch added nothing
 
     def write(self, cursor: MySQLCursor, payloads: Sequence[object], snapshot: Snapshot) -> int:
         if not payloads:

@@ -25,7 +25,7 @@ from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.base import Converted, Mapping, Rows, Snapshot
-from lakehouse.warehouse.connection import open_warehouse
+from lakehouse.warehouse.connection import Warehouse, open_warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
 
@@ -64,21 +64,24 @@ def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: i
         raise LakehouseError("--version must be 1 or more (0 marks rows kept current by the streaming consumer)")
     quarantine = QuarantineWriter(LakeStorage(settings.data_lake_root))
     loads, skipped = [], []
-    for feed in feeds:
-        load = _read(settings, feed, source, quarantine)
-        if load is None:
-            skipped.append(feed.name)
-            warn(f"skipped {feed.name}: nothing to load from {source}")
-        else:
-            loads.append(load)
-    quarantine.flush()
-    if not loads:
-        raise LakehouseError(f"nothing to sync: no table has data in the {source} "
-                             f"({', '.join(skipped) or 'no active table feeds'})")
-    return _land(settings, loads, source, version, skipped)
+    with open_warehouse(settings, give_up_after=GIVE_UP_AFTER_S) as warehouse:
+        ensure_schema(warehouse)
+        for feed in feeds:
+            load = _read(settings, warehouse, feed, source, quarantine)
+            if load is None:
+                skipped.append(feed.name)
+                warn(f"skipped {feed.name}: nothing to load from {source}")
+            else:
+                loads.append(load)
+        quarantine.flush()
+        if not loads:
+            raise LakehouseError(f"nothing to sync: no table has data in the {source} "
+                                 f"({', '.join(skipped) or 'no active table feeds'})")
+        return _land(warehouse, loads, source, version, skipped)
 
 
-def _read(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWriter) -> TableLoad | None:
+def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
+          quarantine: QuarantineWriter) -> TableLoad | None:
     mapping = mapping_for(feed)
     if source == "lake":
         storage = LakeStorage(settings.data_lake_root)
@@ -95,6 +98,7 @@ def _read(settings: Settings, feed: Feed, source: str, quarantine: QuarantineWri
     else:
         rows = ksqldb.pull_table(settings, feed.ksql_name)
         origin = f"ksqlDB {feed.ksql_name}"
+    mapping.prepare(warehouse, [])  # the live table's columns count against an auto-mapped table's max_columns
     converted = mapping.convert_batch(rows)
     for index, reason in converted.reasons.items():
         row = rows.slice(index, 1).to_pylist()[0] if isinstance(rows, pa.Table) else rows[index]
@@ -117,26 +121,24 @@ def _quarantined(settings: Settings, feed: Feed, index: int, row: dict, reason: 
         raw_key=orjson.dumps(key, default=str), raw_value=orjson.dumps(row, default=str), reason=reason)
 
 
-def _land(settings: Settings, loads: list[TableLoad], source: str, version: int | None,
+def _land(warehouse: Warehouse, loads: list[TableLoad], source: str, version: int | None,
           skipped: list[str]) -> SyncResult:
     started = datetime.now(UTC).replace(tzinfo=None)
     day = started.date()
-    with open_warehouse(settings, give_up_after=GIVE_UP_AFTER_S) as warehouse:
-        ensure_schema(warehouse)
+    for load in loads:
+        load.mapping.prepare(warehouse, load.payloads)  # type: ignore[arg-type]  # DDL: before the transaction
+
+    def work(cursor: MySQLCursor) -> int:
+        number = version if version is not None else _next_version(cursor)
+        snapshot = Snapshot(number, day)
         for load in loads:
-            load.mapping.prepare(warehouse, load.payloads)  # type: ignore[arg-type]  # DDL: before the transaction
+            load.mapping.clear(cursor)
+            load.mapping.write(cursor, load.payloads, snapshot)  # type: ignore[arg-type]
+        details = {load.feed.name: {"rows": load.row_count, "from": load.origin} for load in loads}
+        record_sync_run(cursor, snapshot, source, details, sum(x.row_count for x in loads), started)
+        return number
 
-        def work(cursor: MySQLCursor) -> int:
-            number = version if version is not None else _next_version(cursor)
-            snapshot = Snapshot(number, day)
-            for load in loads:
-                load.mapping.clear(cursor)
-                load.mapping.write(cursor, load.payloads, snapshot)  # type: ignore[arg-type]
-            details = {load.feed.name: {"rows": load.row_count, "from": load.origin} for load in loads}
-            record_sync_run(cursor, snapshot, source, details, sum(x.row_count for x in loads), started)
-            return number
-
-        number = warehouse.run(work)
+    number = warehouse.run(work)
     return SyncResult(number, day, source, loads, skipped)
 
 

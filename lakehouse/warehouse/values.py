@@ -175,7 +175,7 @@ class Timestamp(Converter):
     def __call__(self, column: str, value: object) -> str | None:
         if value is None:
             return None
-        if isinstance(value, str) and _ISO_MILLIS.fullmatch(value):
+        if isinstance(value, str) and _ISO_MILLIS.fullmatch(value) and _is_datetime(value[:19]):
             return f"{value[:10]} {value[11:23]}"
         try:
             if isinstance(value, datetime):
@@ -196,8 +196,17 @@ class Timestamp(Converter):
     def column(self, values: pa.Array) -> Column:
         if not pa.types.is_string(values.type):
             return super().column(values)
-        return _decided(pc.replace_substring_regex(values, _ISO_MILLIS_RE2, r"\1 \2"),
-                        pc.match_substring_regex(values, _ISO_MILLIS_RE2), values)
+        # The shape says nothing about the values ('2026-13-45T99:99:99.000Z'). Arrow's ISO parser checks the
+        # calendar (02-30, 24:00 fail) but fails the whole cast: then every value goes to the one-value form,
+        # which says which ones do not fit and why. Years before 1000 are outside DATETIME.
+        shaped = pc.match_substring_regex(values, _ISO_MILLIS_RE2)
+        wall = pc.utf8_slice_codeunits(values, 0, 19)
+        try:
+            pc.cast(pc.if_else(shaped, wall, pa.scalar(None, pa.string())), pa.timestamp("s"))
+        except pa.ArrowInvalid:
+            return super().column(values)
+        ok = pc.and_(shaped, pc.greater_equal(wall, "1000"))
+        return _decided(pc.replace_substring_regex(values, _ISO_MILLIS_RE2, r"\1 \2"), ok, values)
 
 
 def identifier(size: int) -> Converter:
@@ -214,6 +223,14 @@ def money(places: int) -> Converter:
 
 count = Count()
 timestamp = Timestamp()
+
+
+def _is_datetime(wall: str) -> bool:
+    """True when 'YYYY-MM-DDTHH:MM:SS' is a date and time DATETIME holds (a real day and time, year 1000 on)."""
+    try:
+        return datetime.fromisoformat(wall).year >= 1000
+    except ValueError:
+        return False
 
 
 def _decimal(column: str, value: object) -> Decimal:
