@@ -132,6 +132,19 @@ def test_tables_from_ksqldb_pull_queries(env: dict[str, str], lake: LakeStorage,
     assert ksqldb_double.requests[-1]["body"]["ksql"] == "SELECT * FROM USER_TRANSACTION_SUMMARY;"
 
 
+@pytest.mark.parametrize("drop_connection", [False, True], ids=["body-without-closing-bracket", "dropped-connection"])
+def test_a_pull_answer_cut_short_fails_the_export_and_publishes_no_version(
+        env: dict[str, str], lake: LakeStorage, ksqldb_double: KsqlDbDouble,  # noqa: F811
+        drop_connection: bool) -> None:
+    env = {**env, "KSQLDB_URL": ksqldb_double.url}
+    ksqldb_double.cut_queries(rows=1, drop_connection=drop_connection)
+    result = export(env, "--table", "user_transaction_summary", check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ksqlDB /query") and "nothing of it was used" in result.stderr
+    assert list_versions(lake, "user_transaction_summary") == []
+
+
 def test_bad_invocations_fail_with_one_line(env: dict[str, str], lake: LakeStorage) -> None:
     usage = export(env, "--table", PRODUCTS, "--date", "2026-11-25", check=False)
     assert usage.returncode == 2 and "--date applies to streams" in usage.stderr

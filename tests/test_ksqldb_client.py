@@ -102,6 +102,20 @@ def test_keyed_pull_looks_up_one_row_and_quotes_its_key(ksqldb_double: KsqlDbDou
         pull_by_key(settings, "USER_TRANSACTION_SUMMARY", {"USER_ID = 'x' OR 1=1 --": "y"})
 
 
+@pytest.mark.parametrize(("drop_connection", "expected"), [
+    (False, "ksqlDB /query answered with something that is not complete JSON"),
+    (True, "the connection dropped before the answer was complete (IncompleteRead); nothing of it was used"),
+])
+def test_a_pull_answer_cut_short_is_refused_not_taken_as_complete(
+        client: KsqlClient, ksqldb_double: KsqlDbDouble, drop_connection: bool, expected: str) -> None:  # noqa: F811
+    assert len(client.pull("SELECT * FROM USER_TRANSACTION_SUMMARY;")) == 3
+    ksqldb_double.cut_queries(rows=1, drop_connection=drop_connection)
+    with pytest.raises(LakehouseError) as error:
+        client.pull("SELECT * FROM USER_TRANSACTION_SUMMARY;")
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
 def test_header_schema_parsing_handles_decimals_and_structs() -> None:
     assert column_names("`ID` STRING KEY, `S` STRUCT<`A` INTEGER, `B` DECIMAL(4, 2)>, `T` DECIMAL(38, 2), "
                         "`M` MAP<STRING, ARRAY<INTEGER>>") == ["ID", "S", "T", "M"]
