@@ -313,6 +313,9 @@ def _type_text(schema: dict) -> str:
         return "STRUCT<" + ", ".join(f"{f['name']} {_type_text(f['schema'])}" for f in schema.get("fields") or []) + ">"
     if kind in ("ARRAY", "MAP") and schema.get("memberSchema"):
         return f"{kind}<{_type_text(schema['memberSchema'])}>"
+    parameters = schema.get("parameters") or {}
+    if kind == "DECIMAL" and "precision" in parameters:  # the scale says what the values carry
+        return f"DECIMAL({parameters['precision']}, {parameters.get('scale', 0)})"
     return kind
 
 

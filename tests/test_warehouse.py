@@ -156,10 +156,11 @@ def events_of(*runs: tuple[int, int]) -> list[dict]:
 # ------------------------------------------------------------------ schema
 def test_schema_is_versioned_idempotent_and_equal_to_the_documented_er_diagram(settings_for: Settings) -> None:
     with open_warehouse(settings_for) as warehouse:
-        assert ensure_schema(warehouse) == [1]
+        assert ensure_schema(warehouse) == [1, 2]
         assert ensure_schema(warehouse) == []
         diagram = warehouse.run(er_diagram, transactional=False)
-    assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema")]
+    assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema"),
+                                                                              (2, "wide_money_sums")]
     engines = query(settings_for, "SELECT DISTINCT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
                                   "WHERE TABLE_SCHEMA = DATABASE()")
     assert {engine for engine, _ in engines} == {"InnoDB"}
@@ -444,6 +445,23 @@ def test_text_needing_escapes_lands_exactly(env: dict[str, str], settings_for: S
     run_script("sync_to_mysql.py", "--table", "user_transaction_summary", env=env, check=True)
     assert dict(query(settings_for, "SELECT user_id, user_name FROM dim_users")) == names
     assert dict(query(settings_for, "SELECT user_id, user_city FROM dim_users")) == names
+
+
+def test_money_sums_as_wide_as_ksqldbs_land_exactly(env: dict[str, str], settings_for: Settings,
+                                                    lake_root: Path) -> None:
+    """ksqlDB sums money into DECIMAL(20, 2): totals past V001's DECIMAL(18, 2) land as they are."""
+    init_lake(env)
+    storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
+    write_snapshot(storage, feeds["user_transaction_summary"], [
+        {"user_id": "u_busy", "transaction_type": "purchase", "total_amount": 5e16, "transaction_count": 1}])
+    write_snapshot(storage, feeds["product_purchase_counts"], [
+        {"product_id": "p_busy", "purchase_count": 1, "total_quantity": 3_000_000_000, "total_revenue": 9e17}])
+    for table in ("user_transaction_summary", "product_purchase_counts"):
+        run_script("sync_to_mysql.py", "--table", table, env=env, check=True)
+    assert query(settings_for, "SELECT total_amount FROM fact_user_transaction_summary") == [
+        (Decimal("50000000000000000.00"),)]
+    assert query(settings_for, "SELECT total_quantity, total_revenue FROM fact_product_purchase_counts") == [
+        (3_000_000_000, Decimal("900000000000000000.00"))]
 
 
 def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
