@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mysql.connector
 import orjson
-from support import REPO, IdleGroupMember, producing, run_script, wait_for
+from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
 from lakehouse import kafka_io
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
@@ -30,7 +30,7 @@ from lakehouse.warehouse.erd import er_diagram
 from lakehouse.warehouse.migrations import ensure_schema
 
 START = "2026-01-01"
-CENT, STEP = Decimal("0.01"), Decimal("0.0001")
+CENT = Decimal("0.01")
 
 
 # ------------------------------------------------------------------ helpers
@@ -94,18 +94,18 @@ def expected_aggregates(events: list[dict]) -> dict[str, dict]:
             product["buyers"].add(event["user"]["user_id"])
     return {
         "fact_user_transaction_summary": {
-            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+            key: (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]),
                   min(v["amounts"]), max(v["amounts"]), v["last"][:23].replace("T", " "))
             for key, v in users.items()},
         "fact_user_transaction_summary_eur": {
-            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+            key: (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]),
                   min(v["amounts"]), max(v["amounts"])) for key, v in eur.items()},
         "fact_payment_method_totals": {
-            (name,): (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP))
+            (name,): (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]))
             for name, v in methods.items()},
         "fact_product_purchase_counts": {
             (pid,): (v["count"], v["quantity"], money(v["revenue"]),
-                     (v["revenue"] / v["quantity"]).quantize(STEP, ROUND_HALF_UP), len(v["buyers"]))
+                     ksqldb_average(v["revenue"], v["quantity"]), len(v["buyers"]))
             for pid, v in products.items()},
     }
 
