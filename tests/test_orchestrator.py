@@ -61,14 +61,24 @@ def test_a_second_overlapping_start_is_refused(env: dict[str, str], lake_root: P
         assert "another orchestrator run is in progress (pid" in second.stderr
     finally:
         scheduler.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
         out, err = scheduler.communicate(timeout=60)
+    assert time.monotonic() - stopping < 5  # SIGTERM while the scheduler waits between ticks
     assert scheduler.returncode == 0, err[-2000:]
     assert "scheduler stopped after 1 tick(s)" in out
 
 
+def test_every_minutes_must_be_a_finite_interval_of_at_least_six_seconds(env: dict[str, str], lake_root: Path) -> None:
+    for value in ("nan", "inf", "0", "-5", "0.01"):
+        result = run_script("beam_orchestrator.py", "--task", "retention", f"--every-minutes={value}", env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, value
+        assert result.stderr.splitlines()[-1].startswith("beam_orchestrator.py: error: argument --every-minutes:")
+    assert not (lake_root / "_logs/orchestrator_runs.jsonl").exists()  # no tick ran
+
+
 def test_a_failing_task_is_recorded_and_the_next_tick_succeeds(env: dict[str, str]) -> None:
     broken = {**env, "MYSQL_PORT": "1"}  # nothing listens there
-    failing = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--every-minutes", "0.01",
+    failing = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--every-minutes", "0.1",
                          "--ticks", "2", env=broken, timeout=180)
     assert failing.returncode == 0, failing.stderr[-2000:]
     assert failing.stdout.count("[sync_warehouse] failed") == 2

@@ -134,6 +134,25 @@ def test_zero_retention_is_refused_without_force(env: dict[str, str], settings_f
     assert "deleted: 1 folders" in forced.stdout  # yesterday goes, today's partition is always kept
 
 
+def test_an_out_of_range_retention_is_one_line_not_a_traceback(env: dict[str, str], settings_for: Settings,
+                                                              lake_root: Path) -> None:
+    storage, _catalog = _lake(settings_for)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
+    before = _files(lake_root)
+    for args in (["--stream", STREAM, "--retention-days", "1000000000000"], ["--quarantine-days", "99999999999"]):
+        result = run_script("data_retention.py", *args, env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"must be at most {retention.MAX_RETENTION_DAYS}" in result.stderr.splitlines()[-1]
+
+    entry = lake_root / f"_catalog/feeds/{STREAM}.json"  # a catalog edited by hand
+    entry.write_text(json.dumps({**json.loads(entry.read_text()), "retention_days": 10**12}))
+    result = run_script("data_retention.py", "--all", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "out of range" in result.stderr
+    assert {path: data for path, data in _files(lake_root).items() if "_catalog" not in path} == {
+        path: data for path, data in before.items() if "_catalog" not in path}
+
+
 def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings, lake_root: Path,
                                      tmp_path: Path) -> None:
     storage, _ = _lake(settings_for)
