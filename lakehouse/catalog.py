@@ -24,8 +24,9 @@ STORAGE_MODES = {
     "ignore": "an existing partition or version is left as it is; only missing ones are written",
 }
 PARTITIONINGS = ("date", "version")
-_SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_SAFE_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+# Used with fullmatch: `$` would also accept a trailing newline.
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SAFE_TOPIC = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,249}")  # Kafka's rule; '.' and '..' are not topics
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Feed:
 
 
 def validate_name(name: str, what: str = "feed name") -> str:
-    if not _SAFE_NAME.match(name or ""):
+    if not _SAFE_NAME.fullmatch(name or ""):
         raise LakehouseError(
             f"invalid {what} {name!r}: use lower-case letters, digits and '_', starting with a letter (max 63)"
         )
@@ -84,7 +85,7 @@ def validate_feed(feed: Feed) -> Feed:
     validate_name(feed.name)
     if feed.kind not in KINDS:
         raise LakehouseError(f"feed {feed.name}: kind must be one of {', '.join(KINDS)}, got {feed.kind!r}")
-    if not _SAFE_TOPIC.match(feed.topic or ""):
+    if not _SAFE_TOPIC.fullmatch(feed.topic or ""):
         raise LakehouseError(f"feed {feed.name}: invalid Kafka topic name {feed.topic!r}")
     if feed.storage_mode not in STORAGE_MODES:
         raise LakehouseError(f"feed {feed.name}: storage mode must be one of {', '.join(STORAGE_MODES)}")
