@@ -5,16 +5,19 @@ from __future__ import annotations
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import mysql.connector
 import orjson
+import pytest
 from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
 from lakehouse import kafka_io
@@ -490,3 +493,41 @@ def test_sync_from_unreachable_ksqldb_is_one_clear_line(env: dict[str, str]) -> 
     result = run_script("sync_to_mysql.py", "--source", "ksqldb", env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "ksqlDB is not reachable" in result.stderr
+
+
+@pytest.fixture
+def silent_mysql_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers (a hung or firewalled server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+def test_scripts_say_mysql_is_unreachable_in_one_line_within_15s(env: dict[str, str], lake_root: Path,
+                                                                silent_mysql_port: int) -> None:
+    init_lake(env)
+    feed = next(feed for feed in builtin_feeds() if feed.name == "user_transaction_summary")
+    write_snapshot(LakeStorage(str(lake_root)), feed, [{"user_id": "u1", "transaction_type": "purchase"}])
+    commands = [("sync_to_mysql.py", "--table", "user_transaction_summary"),
+                ("permissions_manager.py", "check", "--email", "ada@example.com", "--folder",
+                 "streams/transaction_stream", "--permission", "read")]
+    for port in ("1", str(silent_mysql_port)):  # nothing listens / accepts and never answers
+        for command in commands:
+            started = time.monotonic()
+            result = run_script(*command, env={**env, "MYSQL_PORT": port})
+            assert time.monotonic() - started < 15, (command, port)
+            assert result.returncode == 2 and "Traceback" not in result.stderr, (command, port, result.stderr)
+            assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_the_warehouse_consumer_keeps_retrying_an_unreachable_mysql_and_logs_each_retry(env: dict[str, str]) -> None:
+    init_lake(env)
+    consumer = subprocess.Popen([sys.executable, "kafka_consumer_warehouse.py"], cwd=REPO,
+                                env={**env, "MYSQL_PORT": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    time.sleep(5)  # backoff 0.5 s, 1 s, 2 s: at least three retries
+    consumer.send_signal(signal.SIGTERM)
+    _out, err = consumer.communicate(timeout=30)
+    retries = [line for line in err.splitlines() if "MySQL at 127.0.0.1:1/" in line and "unreachable" in line]
+    assert [re.search(r"retry (\d+) in", line).group(1) for line in retries][:3] == ["1", "2", "3"], err
