@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
+import apache_beam as beam
 import mysql.connector
 import pyarrow.dataset as ds
+from apache_beam.internal import pickler
+from apache_beam.pipeline import PipelineVisitor
 from support import REPO, run_script
 
-from lakehouse.settings import Settings
+from lakehouse import pipelines
+from lakehouse.settings import Settings, load_settings
+from lakehouse.warehouse.base import Snapshot
 
 
 def _lake_rows(lake: Path, feed: str) -> list[str]:
@@ -91,3 +101,34 @@ def test_a_failing_task_is_recorded_and_the_next_tick_succeeds(env: dict[str, st
     lines = run_script("beam_orchestrator.py", "--history", env=env, check=True).stdout.splitlines()[2:]
     assert [line.split()[3] for line in lines] == ["failed", "failed", "ok"]
     assert "unreachable" in lines[0]
+
+
+def _steps(build) -> list[beam.DoFn]:
+    """The DoFns of a built pipeline (what Beam pickles and ships to the workers)."""
+    pipeline, steps = beam.Pipeline(), []
+
+    class Collect(PipelineVisitor):
+        def visit_transform(self, node) -> None:  # noqa: ANN001 (Beam's AppliedPTransform)
+            if isinstance(node.transform, beam.ParDo):
+                steps.append(node.transform.fn)
+
+    build(pipeline)
+    pipeline.visit(Collect())
+    return steps
+
+
+def test_beam_steps_do_not_carry_the_mysql_password(env: dict[str, str], lake_root: Path) -> None:
+    """A pipeline is pickled and shipped to its workers: the password stays out, workers read their own."""
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    secret = f"pw-{uuid.uuid4().hex}"
+    settings = replace(load_settings(env_file=None), data_lake_root=str(lake_root), mysql_password=secret)
+    snapshot = Snapshot(version=1, day=date(2026, 1, 1))
+    steps = [step for build in (pipelines.build_produce(settings, pipelines.ProduceSpec(messages=10), run_seed=1),
+                                pipelines.build_export(settings), pipelines.build_retention(settings))
+             for step in _steps(build)]
+    steps += [pipelines.UpsertBatches(settings, snapshot), pipelines.FinishSyncRun(settings, snapshot)]
+    names = {type(step).__name__ for step in steps}
+    assert {"ProduceShard", "DeriveShards", "ExportFeed", "ApplyRetention", "UpsertBatches"} <= names
+    for step in steps:
+        pickled = bz2.decompress(base64.b64decode(pickler.dumps(step)))  # Beam's own pickling, uncompressed
+        assert secret.encode() not in pickled, type(step).__name__
