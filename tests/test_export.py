@@ -79,6 +79,21 @@ def test_table_export_writes_a_version_only_when_the_table_changed(
         "prod_0001", "prod_0002", "prod_0004"]
 
 
+def test_a_symlinked_feed_folder_is_refused_and_nothing_is_written_through_it(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
+    produce_changelog(settings_for, PRODUCTS, [("prod_0001", _product("Book one", 1, 2, 40.0, 1))])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    feed_dir = Path(lake.root) / layout.feed_dir("table", PRODUCTS)
+    if feed_dir.exists():
+        feed_dir.rmdir()
+    feed_dir.symlink_to(outside, target_is_directory=True)
+    result = export(env, "--table", PRODUCTS, "--source", "kafka", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"tables/{PRODUCTS} is a symlink" in result.stderr
+    assert list(outside.iterdir()) == []
+
+
 def test_ignore_mode_never_rewrites_an_existing_version(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     catalog = FeedCatalog(lake)

@@ -78,6 +78,21 @@ def test_a_second_overlapping_start_is_refused(env: dict[str, str], lake_root: P
     assert "scheduler stopped after 1 tick(s)" in out
 
 
+def test_the_lock_file_is_never_opened_through_a_symlink(env: dict[str, str], lake_root: Path, tmp_path: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    outside = tmp_path / "not_the_lake.txt"
+    outside.write_text("precious")
+    lock = lake_root / "_logs/orchestrator.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.symlink_to(outside)
+    result = run_script("beam_orchestrator.py", "--task", "retention", "--once", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: refusing to write _logs/orchestrator.lock: _logs/orchestrator.lock is a "
+                                     f"symlink (to {outside}); lake folders and files must be real ones inside the "
+                                     "lake root")
+    assert outside.read_text() == "precious"
+
+
 def test_every_minutes_must_be_a_finite_interval_of_at_least_six_seconds(env: dict[str, str], lake_root: Path) -> None:
     for value in ("nan", "inf", "0", "-5", "0.01"):
         result = run_script("beam_orchestrator.py", "--task", "retention", f"--every-minutes={value}", env=env)

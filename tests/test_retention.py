@@ -180,6 +180,23 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
     assert storage.unsafe_to_delete("streams/../..") is not None
 
 
+def test_the_audit_log_is_never_written_through_a_symlink(env: dict[str, str], settings_for: Settings,
+                                                          lake_root: Path, tmp_path: Path) -> None:
+    storage, _ = _lake(settings_for)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=40), 3)
+    outside = tmp_path / "not_the_lake.jsonl"
+    outside.write_text("precious\n")
+    audit = lake_root / retention.AUDIT_LOG
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.symlink_to(outside)
+
+    result = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "30", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert f"refusing to write {retention.AUDIT_LOG}: {retention.AUDIT_LOG} is a symlink" in result.stderr
+    assert outside.read_text() == "precious\n"
+
+
 def test_quarantine_has_its_own_retention_and_inactive_feeds_keep_data(env: dict[str, str],
                                                                        settings_for: Settings,
                                                                        lake_root: Path) -> None:
