@@ -157,8 +157,21 @@ class LakeStorage:
 
     # ---------------------------------------------------------------- writes
     def makedirs(self, rel: str) -> None:
+        """Create a folder and its missing parents; a local folder created now is durable when this returns
+        (its parent is fsynced), so offsets recorded afterwards never point into a folder a crash could lose."""
         self.refuse_symlinks(rel)
+        created = self._missing_folders(rel)
         self.fs.create_dir(self.full(rel), recursive=True)
+        for folder in reversed(created):  # deepest first, up to the first folder that existed
+            self._sync_dir(folder.rpartition("/")[0])
+
+    def _missing_folders(self, rel: str) -> list[str]:
+        """The folders of `rel` (outermost first) that do not exist yet; object stores have no folders."""
+        if self.local_root is None:
+            return []
+        parts = Path(rel.strip("/")).parts
+        prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+        return [prefix for prefix in prefixes if not (self.local_root / prefix).is_dir()]
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
-from support import producing, run_script
+from support import REPO, producing, run_script
 
 from lakehouse import kafka_io, layout
 from lakehouse.catalog import FeedCatalog
@@ -220,6 +224,28 @@ def test_stream_export_lands_only_what_the_consumer_has_not(
     consume(env, "--until-end")
     assert "0 records read, 0 rows landed" in export(env, "--stream", STREAM, "--source", "kafka").stdout
     assert sorted(landed_ids(lake)) == sorted(ids)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the file system calls")
+def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
+    """A crash must not keep offsets past records whose folder was lost: the new folder's parent is fsynced first."""
+    events = produce_events(settings_for, seed=3, messages=300)
+    trace = tmp_path / "syscalls"
+    result = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=mkdir,openat,fsync,rename,renameat,"
+                             "renameat2", sys.executable, "export_to_data_lake.py", "--stream", STREAM, "--source",
+                             "kafka"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    calls = trace.read_text().splitlines()
+    root = Path(lake.root).resolve()
+    offsets = re.compile(r"rename\w*\(.*" + re.escape(f'"{root / layout.offsets_dir(STREAM)}/'))
+    for day in per_day(events):
+        folder = root / layout.stream_partition_dir(STREAM, day)
+        made = next(i for i, call in enumerate(calls) if f'mkdir("{folder}"' in call)
+        recorded = next(i for i in range(made, len(calls)) if offsets.search(calls[i]))
+        parent_fds = [m.group(1) for call in calls[made:recorded] if (m := re.search(
+            rf'openat\(AT_FDCWD, "{re.escape(str(folder.parent))}", O_RDONLY[^)]*\) = (\d+)', call))]
+        assert any(re.search(rf"fsync\({fd}\)", call) for fd in parent_fds for call in calls[made:recorded]), day
 
 
 def test_stream_dry_run_counts_rows_per_day_and_writes_nothing(
