@@ -18,6 +18,7 @@ from pathlib import Path
 import mysql.connector
 import orjson
 import pytest
+from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
 from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
 from lakehouse import kafka_io
@@ -485,6 +486,20 @@ def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settin
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: MySQL:") and "required_by_dba" in last_line
     for table in ("fact_user_transaction_summary", "fact_payment_method_totals", "dim_users", "sync_runs"):
+        assert query(settings_for, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+
+
+def test_sync_from_a_ksqldb_answer_cut_short_lands_nothing(env: dict[str, str], settings_for: Settings,
+                                                           ksqldb_double: KsqlDbDouble) -> None:  # noqa: F811
+    init_lake(env)
+    ksqldb_double.cut_queries(rows=1)
+    result = run_script("sync_to_mysql.py", "--source", "ksqldb", "--table", "user_transaction_summary",
+                        env={**env, "KSQLDB_URL": ksqldb_double.url})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "nothing of it was used" in result.stderr
+    existing = {name for (name,) in query(settings_for, "SELECT TABLE_NAME FROM information_schema.TABLES "
+                                                        "WHERE TABLE_SCHEMA = DATABASE()")}
+    for table in {"fact_user_transaction_summary", "dim_users", "sync_runs"} & existing:
         assert query(settings_for, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
 
 
