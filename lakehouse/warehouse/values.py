@@ -113,7 +113,7 @@ class Money(Converter):
     def __init__(self, precision: int, places: int) -> None:
         self.places = places
         self.quantum = Decimal(1).scaleb(-places)
-        self.limit = Decimal(10) ** (precision - places)
+        self.limit = 10 ** (precision - places)  # an int: compares exactly with floats (NaN too) and Decimals
 
     def __call__(self, column: str, value: object) -> str | None:
         if value is None:
