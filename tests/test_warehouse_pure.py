@@ -7,8 +7,10 @@ import pytest
 
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
+from lakehouse.records import BadRecord
 from lakehouse.warehouse.automap import table_name
 from lakehouse.warehouse.upsert import tsv
+from lakehouse.warehouse.values import money
 
 
 def test_file_of_a_slice_escapes_exactly_the_values_in_the_slice() -> None:
@@ -24,3 +26,15 @@ def test_a_feed_cannot_take_a_table_the_project_owns() -> None:
         with pytest.raises(LakehouseError, match=f"warehouse table {owned} belongs to the project"):
             table_name(Feed(name=owned, kind="table", topic=owned, key_columns=["id"]))
     assert table_name(Feed(name="merchant_totals", kind="table", topic="m", key_columns=["id"])) == "merchant_totals"
+
+
+def test_money_columns_take_what_their_decimal_holds_and_refuse_the_rest() -> None:
+    total, single = money(20, 2), money(18, 2)  # a sum column (V002) and a single amount column
+    assert total("total_amount", 5e16) == "50000000000000000.00"
+    assert total("total_amount", "123.456") == "123.46"
+    for converter, value, reason in ((single, 5e16, "too large for the money column"),
+                                     (total, 1e18, "too large for the money column"),
+                                     (total, float("nan"), "not a finite number"),
+                                     (total, float("inf"), "not a finite number")):
+        with pytest.raises(BadRecord, match=reason):
+            converter("total_amount", value)
