@@ -18,13 +18,15 @@ EXAMPLES = """
   crontab: */10 * * * * cd /srv/lakehouse && .venv/bin/python beam_orchestrator.py --task all --once
 """
 TASK_CHOICES = ("export_datalake", "sync_warehouse", "kafka_produce", "retention", "all")
+MIN_EVERY_MINUTES = 0.1  # ticks closer than 6 s would run back to back: a spin, not a schedule
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.parser("beam_orchestrator.py", __doc__ + "\nUnknown options are passed to Beam.", EXAMPLES)
     parser.add_argument("--task", choices=TASK_CHOICES)
     when = parser.add_mutually_exclusive_group()
-    when.add_argument("--every-minutes", type=float, metavar="N", help="run a tick now, then every N minutes")
+    when.add_argument("--every-minutes", type=cli.at_least(MIN_EVERY_MINUTES, float), metavar="N",
+                      help=f"run a tick now, then every N minutes (at least {MIN_EVERY_MINUTES})")
     when.add_argument("--once", action="store_true", help="run one tick and exit (cron)")
     parser.add_argument("--runner", help="Beam runner (default DirectRunner)")
     parser.add_argument("--history", action="store_true", help="print the last runs and exit")

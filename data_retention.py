@@ -43,16 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if outcome.skipped else 0
 
 
+_days = cli.at_least(0, at_most=retention.MAX_RETENTION_DAYS)
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = cli.parser("data_retention.py", __doc__, EXAMPLES)
     parser.add_argument("--all", action="store_true", help="apply each feed's policy from the catalog")
     parser.add_argument("--stream", metavar="NAME", help="one stream feed (its catalog policy unless overridden)")
-    parser.add_argument("--retention-days", type=_non_negative, metavar="N",
+    parser.add_argument("--retention-days", type=_days, metavar="N",
                         help="with --stream: delete partitions dated more than N days before today")
     parser.add_argument("--table", metavar="NAME", help="one table feed (its catalog policy unless overridden)")
-    parser.add_argument("--keep-versions", type=_non_negative, metavar="K",
+    parser.add_argument("--keep-versions", type=cli.at_least(0), metavar="K",
                         help="with --table: keep the newest K versions (the current one always stays)")
-    parser.add_argument("--quarantine-days", type=_non_negative, metavar="N",
+    parser.add_argument("--quarantine-days", type=_days, metavar="N",
                         help=f"quarantine retention in days (default {retention.DEFAULT_QUARANTINE_DAYS} "
                              "with --all; given alone, only the quarantine is cleaned)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
@@ -65,16 +68,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if not (args.all or args.stream or args.table or args.quarantine_days is not None):
         parser.error("nothing to do: give --all, --stream NAME, --table NAME or --quarantine-days N")
     return args
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
-    return value
 
 
 def _report(outcome: retention.Plan, dry_run: bool) -> None:

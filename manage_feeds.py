@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, kafka_io, onboarding
+from lakehouse import cli, kafka_io, onboarding, retention
 from lakehouse.catalog import DEFAULT_MAX_COLUMNS, STORAGE_MODES, Feed
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
@@ -88,7 +88,8 @@ def _definition_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--storage-mode", choices=tuple(STORAGE_MODES))
     command.add_argument("--description")
     policy = command.add_mutually_exclusive_group()
-    policy.add_argument("--retention-days", type=int, metavar="D", help="stream: days of partitions to keep")
+    policy.add_argument("--retention-days", type=cli.at_least(0, at_most=retention.MAX_RETENTION_DAYS), metavar="D",
+                        help="stream: days of partitions to keep")
     policy.add_argument("--keep-versions", type=int, metavar="K", help="table: snapshot versions to keep")
     command.add_argument("--max-columns", type=int, metavar="N",
                          help=f"table without a curated mapping: most columns of its auto-mapped warehouse table, "

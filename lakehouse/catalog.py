@@ -31,9 +31,10 @@ PARTITIONINGS = ("date", "version")
 # keys stop at this cap (quarantined) instead of growing the table until InnoDB refuses the DDL at 1,017.
 DEFAULT_MAX_COLUMNS = 200
 INNODB_MAX_COLUMNS = 1017
-_SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_SAFE_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_SAFE_KSQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # what lakehouse.ksqldb accepts in a statement
+# Used with fullmatch: `$` would also accept a trailing newline.
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SAFE_TOPIC = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,249}")  # Kafka's rule; '.' and '..' are not topics
+_SAFE_KSQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what lakehouse.ksqldb accepts in a statement
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Feed:
 
 
 def validate_name(name: str, what: str = "feed name") -> str:
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         raise LakehouseError(
             f"invalid {what} {name!r}: use lower-case letters, digits and '_', starting with a letter (max 63)"
         )
@@ -95,9 +96,9 @@ def validate_feed(feed: Feed) -> Feed:
     validate_name(feed.name)
     if not isinstance(feed.kind, str) or feed.kind not in KINDS:
         raise LakehouseError(f"feed {feed.name}: kind must be one of {', '.join(KINDS)}, got {feed.kind!r}")
-    if not isinstance(feed.topic, str) or not _SAFE_TOPIC.match(feed.topic):
+    if not isinstance(feed.topic, str) or not _SAFE_TOPIC.fullmatch(feed.topic):
         raise LakehouseError(f"feed {feed.name}: invalid Kafka topic name {feed.topic!r}")
-    if not isinstance(feed.ksql_name, str) or not _SAFE_KSQL_NAME.match(feed.ksql_name):
+    if not isinstance(feed.ksql_name, str) or not _SAFE_KSQL_NAME.fullmatch(feed.ksql_name):
         raise LakehouseError(f"feed {feed.name}: invalid ksqlDB name {feed.ksql_name!r}")
     if not isinstance(feed.storage_mode, str) or feed.storage_mode not in STORAGE_MODES:
         raise LakehouseError(f"feed {feed.name}: storage mode must be one of {', '.join(STORAGE_MODES)}")

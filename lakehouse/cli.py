@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -27,15 +28,20 @@ def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def at_least(minimum: int, convert: Callable[[str], float] = int) -> Callable[[str], float]:
-    """An argparse type: a number (of `convert`'s kind) no smaller than `minimum`."""
+def at_least(minimum: float, convert: Callable[[str], float] = int,
+             at_most: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: a finite number (of `convert`'s kind) from `minimum` to `at_most`."""
     def parse(text: str) -> float:
         try:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):  # nan passes every comparison below
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        if value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most}, got {text}")
         return value
     return parse
 

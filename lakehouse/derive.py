@@ -127,7 +127,9 @@ def _money(value: Decimal) -> float:
 
 
 def _average(total: Decimal, count: int) -> float:
-    return float((total / count).quantize(_AVERAGE_STEP, rounding=ROUND_HALF_UP))
+    # As ksqlDB's ROUND(CAST(SUM(…) AS DOUBLE) / COUNT(*), 4) in ksql/03_tables.sql: the double quotient, rounded
+    # half-up from its shortest decimal form (ROUND reads a double through BigDecimal.valueOf).
+    return float(Decimal(repr(float(total) / count)).quantize(_AVERAGE_STEP, rounding=ROUND_HALF_UP))
 
 
 def _latest(first: str, second: str) -> str:

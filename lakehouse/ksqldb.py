@@ -13,6 +13,7 @@ endpoints of plain JSON. See docs/ksqldb.md. Errors come back as LakehouseError 
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
@@ -128,20 +129,19 @@ class KsqlClient:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise LakehouseError(f"ksqlDB is not reachable at {self.url} ({reason}); check KSQLDB_URL") from None
+        except http.client.HTTPException as exc:  # IncompleteRead: the connection dropped mid-body
+            raise LakehouseError(f"ksqlDB {path} at {self.url}: the connection dropped before the answer was "
+                                 f"complete ({type(exc).__name__}); nothing of it was used") from None
 
 
 def _parse_json(raw: bytes, path: str):
+    """The whole body as one JSON document. /query streams "[header,\n row,\n …]" and ends with "]": a body cut
+    short before it is refused, never read as the rows it got (a table would silently lose the rest)."""
     try:
         return json.loads(raw)
     except ValueError:
-        pass
-    # /query streams "[header,\n row,\n …]"; a response cut short (or an older server's trailing comma) is still
-    # one JSON object per line.
-    try:
-        return [json.loads(line.strip().lstrip("[").rstrip("],")) for line in raw.decode().splitlines()
-                if line.strip().strip("[],")]
-    except ValueError:
-        raise LakehouseError(f"ksqlDB {path} answered with something that is not JSON: {raw[:200]!r}") from None
+        raise LakehouseError(f"ksqlDB {path} answered with something that is not complete JSON ({len(raw)} bytes, "
+                             f"ending {raw[-60:]!r}); nothing of it was used") from None
 
 
 def _server_error(status: int, raw: bytes, path: str) -> LakehouseError:
@@ -212,8 +212,8 @@ def column_names(schema: str) -> list[str]:
 
 def rows_from_query_response(chunks: list[dict]) -> list[dict]:
     """Header + rows of a /query response -> dicts; tombstones skipped; an errorMessage raises."""
-    if not isinstance(chunks, list) or not chunks:
-        raise LakehouseError("ksqlDB /query answered with no header")
+    if not isinstance(chunks, list) or not chunks or not all(isinstance(chunk, dict) for chunk in chunks):
+        raise LakehouseError("ksqlDB /query answered without a JSON array of header and rows")
     names: list[str] | None = None
     rows = []
     for chunk in chunks:
@@ -313,6 +313,9 @@ def _type_text(schema: dict) -> str:
         return "STRUCT<" + ", ".join(f"{f['name']} {_type_text(f['schema'])}" for f in schema.get("fields") or []) + ">"
     if kind in ("ARRAY", "MAP") and schema.get("memberSchema"):
         return f"{kind}<{_type_text(schema['memberSchema'])}>"
+    parameters = schema.get("parameters") or {}
+    if kind == "DECIMAL" and "precision" in parameters:  # the scale says what the values carry
+        return f"DECIMAL({parameters['precision']}, {parameters.get('scale', 0)})"
     return kind
 
 

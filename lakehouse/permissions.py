@@ -35,10 +35,11 @@ TABLE, AUDIT_TABLE = PERMISSION_TABLES
 MAX_EMAIL = 254
 MAX_FOLDER = 512
 
-_EMAIL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-                    r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
-_ACTOR = re.compile(r"^[A-Za-z0-9._@+-]{1,254}$")
-_FOLDER_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}$")  # feed names, year=2026, version=3
+# Used with fullmatch: `$` would also accept a trailing newline.
+_EMAIL = re.compile(r"[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+                    r"(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
+_ACTOR = re.compile(r"[A-Za-z0-9._@+-]{1,254}")
+_FOLDER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}")  # feed names, year=2026, version=3
 _GRANT_COLUMNS = "id, user_email, folder_path, permission, granted_by, granted_at, expires_at, revoked_at"
 
 DDL = (
@@ -103,7 +104,7 @@ class Decision:
 # ---------------------------------------------------------------- validation (no SQL before this passes)
 def validate_email(text: str) -> str:
     email = (text or "").strip().lower()
-    if len(email) > MAX_EMAIL or ".." in email or not _EMAIL.match(email):
+    if len(email) > MAX_EMAIL or ".." in email or not _EMAIL.fullmatch(email):
         raise LakehouseError(f"invalid email {text!r}: expected name@domain.tld with letters, digits and . _ + -")
     return email
 
@@ -115,7 +116,7 @@ def validate_permission(text: str) -> str:
 
 
 def validate_actor(text: str) -> str:
-    if not _ACTOR.match(text or ""):
+    if not _ACTOR.fullmatch(text or ""):
         raise LakehouseError(f"invalid granted-by {text!r}: use letters, digits and . _ @ + - (max 254)")
     return text
 
@@ -126,7 +127,7 @@ def default_actor() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-    return user if _ACTOR.match(user) else "unknown"
+    return user if _ACTOR.fullmatch(user) else "unknown"
 
 
 def normalize_folder(text: str) -> str:
@@ -142,7 +143,7 @@ def normalize_folder(text: str) -> str:
     if ".." in parts:
         raise LakehouseError(f"folder {text!r} contains '..': folders must stay inside the lake")
     for part in parts:
-        if not _FOLDER_PART.match(part):
+        if not _FOLDER_PART.fullmatch(part):
             raise LakehouseError(f"folder {text!r}: invalid name {part!r} (letters, digits and _ . = - only, "
                                  "not starting with '.')")
     folder = "/".join(parts) or ROOT_FOLDER

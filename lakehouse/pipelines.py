@@ -82,11 +82,19 @@ def run_pipeline(options: PipelineOptions, build: Callable[[beam.Pipeline], obje
     return sum(counter.committed or counter.attempted or 0 for counter in counters)
 
 
-# ---------------------------------------------------------------- kafka_produce
-class ProduceShard(beam.DoFn):
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+class SettingsDoFn(beam.DoFn):
+    """A step carrying the settings without the MySQL password (a pipeline is pickled and shipped to workers);
+    a step that writes to MySQL takes the password from its worker's own environment."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.without_secrets()
+
+    def warehouse_settings(self) -> Settings:
+        return self.settings.with_secrets_from_env()
+
+
+# ---------------------------------------------------------------- kafka_produce
+class ProduceShard(SettingsDoFn):
     def process(self, generator: GeneratorOptions) -> Iterable[GeneratorOptions]:
         report = produce_events(self.settings, generator, ProduceOptions())
         if report.failed:
@@ -95,11 +103,8 @@ class ProduceShard(beam.DoFn):
         yield generator
 
 
-class DeriveShards(beam.DoFn):
+class DeriveShards(SettingsDoFn):
     """One writer for the derived tables (as ksqlDB is): folds every produced shard in."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
 
     def process(self, generators: list[GeneratorOptions]) -> Iterable[int]:
         ordered = sorted(generators, key=lambda g: g.seed)
@@ -120,9 +125,9 @@ def build_produce(settings: Settings, spec: ProduceSpec, run_seed: int) -> Calla
 
 
 # ---------------------------------------------------------------- retention
-class ApplyRetention(beam.DoFn):
+class ApplyRetention(SettingsDoFn):
     def __init__(self, settings: Settings, today: date) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.today = today
 
     def process(self, policy: retention.Policy) -> Iterable[str]:
@@ -146,11 +151,8 @@ def build_retention(settings: Settings) -> Callable[[beam.Pipeline], object]:
 
 
 # ---------------------------------------------------------------- export_datalake
-class ExportFeed(beam.DoFn):
+class ExportFeed(SettingsDoFn):
     """New records of a stream (from its landed offsets, the consumer's commit protocol) or a new table version."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
 
     def process(self, feed: Feed) -> Iterable[str]:
         if not kafka_io.topic_partitions(self.settings, self.settings.topic(feed.topic)):
@@ -188,11 +190,8 @@ class SyncBatch:
     rows: list[dict]
 
 
-class ReadNewestVersion(beam.DoFn):
+class ReadNewestVersion(SettingsDoFn):
     """The newest lake version of a table feed, in batches (nothing to do when the feed has no version yet)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
 
     def process(self, feed: Feed) -> Iterable[SyncBatch]:
         storage = LakeStorage(self.settings.data_lake_root)
@@ -203,15 +202,15 @@ class ReadNewestVersion(beam.DoFn):
             yield SyncBatch(feed, version, batch.to_pylist())
 
 
-class UpsertBatches(beam.DoFn):
+class UpsertBatches(SettingsDoFn):
     """Upserts batches through the feed's warehouse mapping; one connection per bundle, one transaction per batch."""
 
     def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.snapshot = snapshot
 
     def start_bundle(self) -> None:
-        self.warehouse = Warehouse(self.settings, give_up_after=120.0)
+        self.warehouse = Warehouse(self.warehouse_settings(), give_up_after=120.0)
         self.quarantine = QuarantineWriter(LakeStorage(self.settings.data_lake_root))
 
     def process(self, batch: SyncBatch) -> Iterable[str]:
@@ -235,11 +234,11 @@ class UpsertBatches(beam.DoFn):
         self.warehouse.close()
 
 
-class FinishSyncRun(beam.DoFn):
+class FinishSyncRun(SettingsDoFn):
     """After every batch landed: rows the snapshots no longer hold go, and the run is recorded as complete."""
 
     def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.snapshot = snapshot
 
     def process(self, feed_names: list[str]) -> Iterable[int]:
@@ -252,7 +251,7 @@ class FinishSyncRun(beam.DoFn):
                                (self.snapshot.version,))
             record_sync_run(cursor, self.snapshot, "lake", {"tables": tables, "batches": len(feed_names)})
 
-        with open_warehouse(self.settings) as warehouse:
+        with open_warehouse(self.warehouse_settings()) as warehouse:
             warehouse.run(finish)
         yield len(tables)
 

@@ -31,6 +31,7 @@ from lakehouse.metadata import FeedMetadata, utc_now_iso
 from lakehouse.storage import LakeStorage, date_partition_dirs
 
 DEFAULT_QUARANTINE_DAYS = 30
+MAX_RETENTION_DAYS = 100 * 366  # a century; beyond it, "keep" means no retention (and dates would underflow)
 AUDIT_LOG = layout.log_file("retention_audit.jsonl")
 TARGETS = ("stream", "table", "quarantine")
 
@@ -137,6 +138,8 @@ def _refuse_zero_without_force(policies: Iterable[Policy], force: bool) -> None:
 # ---------------------------------------------------------------- planning
 def stream_cutoff(today: date, days: int) -> date:
     """The oldest partition date that is kept: partitions dated before it are deleted."""
+    if days > MAX_RETENTION_DAYS:  # a catalog edited by hand; the commands refuse such a value already
+        raise LakehouseError(f"a retention of {days} days is out of range (at most {MAX_RETENTION_DAYS})")
     return today - timedelta(days=days)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -27,6 +27,14 @@ class Settings:
     def topic(self, name: str) -> str:
         """The Kafka topic for a catalog topic name."""
         return f"{self.topic_prefix}{name}"
+
+    def without_secrets(self) -> Settings:
+        """A copy that can travel (pickled into Beam steps): no MySQL password; see with_secrets_from_env."""
+        return replace(self, mysql_password="")
+
+    def with_secrets_from_env(self) -> Settings:
+        """This copy with the MySQL password of the environment it runs in (a Beam worker's own MYSQL_PASSWORD)."""
+        return replace(self, mysql_password=load_settings().mysql_password)
 
     def mysql_params(self) -> dict[str, object]:
         """Connection keyword arguments for mysql.connector."""

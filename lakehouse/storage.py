@@ -95,9 +95,10 @@ class LakeStorage:
         The lock file is `rel` in a local lake. For a lake on an object store it is a file on this machine (one
         per lake root and name), so it keeps out processes of this machine only.
         """
+        self.refuse_symlinks(rel)
         path = self.local_path(rel) or self._machine_lock_path(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+") as handle:
+        with _open_no_follow(path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
@@ -144,11 +145,10 @@ class LakeStorage:
         """
         if self.local_root is None:
             return None
-        path = self.local_root
-        for part in Path(rel.strip("/")).parts:
-            path = path / part
-            if path.is_symlink():
-                return f"{path.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(path)})"
+        on_the_way = self.symlink_on_the_way(rel)
+        if on_the_way:
+            return on_the_way
+        path = self.local_root / rel.strip("/")
         if not path.resolve().is_relative_to(self.local_root):
             return f"{rel} resolves outside the lake root"
         for folder, dirs, files in os.walk(path, followlinks=False):
@@ -157,6 +157,24 @@ class LakeStorage:
                 if inner.is_symlink():
                     return f"{inner.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(inner)})"
         return None
+
+    def symlink_on_the_way(self, rel: str) -> str | None:
+        """Which part of `rel` (from the root down, `rel` included) is a symlink, or None. Object stores: None."""
+        if self.local_root is None:
+            return None
+        path = self.local_root
+        for part in Path(rel.strip("/")).parts:
+            path = path / part
+            if path.is_symlink():
+                return f"{path.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(path)})"
+        return None
+
+    def refuse_symlinks(self, rel: str) -> None:
+        """Writes (files, folders, logs, locks) never go through a symlink: it could lead out of the lake."""
+        on_the_way = self.symlink_on_the_way(rel)
+        if on_the_way:
+            raise LakehouseError(f"refusing to write {rel}: {on_the_way}; lake folders and files must be real "
+                                 "ones inside the lake root")
 
     # ---------------------------------------------------------------- reads
     def read_bytes(self, rel: str) -> bytes:
@@ -172,7 +190,21 @@ class LakeStorage:
 
     # ---------------------------------------------------------------- writes
     def makedirs(self, rel: str) -> None:
+        """Create a folder and its missing parents; a local folder created now is durable when this returns
+        (its parent is fsynced), so offsets recorded afterwards never point into a folder a crash could lose."""
+        self.refuse_symlinks(rel)
+        created = self._missing_folders(rel)
         self.fs.create_dir(self.full(rel), recursive=True)
+        for folder in reversed(created):  # deepest first, up to the first folder that existed
+            self._sync_dir(folder.rpartition("/")[0])
+
+    def _missing_folders(self, rel: str) -> list[str]:
+        """The folders of `rel` (outermost first) that do not exist yet; object stores have no folders."""
+        if self.local_root is None:
+            return []
+        parts = Path(rel.strip("/")).parts
+        prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+        return [prefix for prefix in prefixes if not (self.local_root / prefix).is_dir()]
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))
@@ -186,14 +218,16 @@ class LakeStorage:
             existing = self.read_bytes(rel) if self.exists(rel) else b""
             self.write_bytes(rel, existing + line.encode() + b"\n")
             return
+        self.refuse_symlinks(rel)
         path = self.local_root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
+        with _open_no_follow(path, "a") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     def rename(self, src: str, dst: str) -> None:
+        self.refuse_symlinks(dst)
         self.fs.move(self.full(src), self.full(dst))
         self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
 
@@ -210,6 +244,7 @@ class LakeStorage:
         return f"{folder}/{hidden}" if folder else hidden
 
     def _atomic_write(self, rel: str, write) -> None:
+        self.refuse_symlinks(rel)
         folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if folder:
             self.makedirs(folder)
@@ -251,3 +286,9 @@ def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:
 def _child_dirs(storage: LakeStorage, folder: str, prefix: str) -> list[str]:
     return [f"{folder}/{name}" for name in storage.list_dir(folder)
             if name.startswith(prefix) and storage.is_dir(f"{folder}/{name}")]
+
+
+def _open_no_follow(path: Path, mode: str) -> IO[str]:
+    """open(path, mode) for "a" / "a+" that fails instead of following a symlink put there after the check."""
+    flags = os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    return os.fdopen(os.open(path, flags, 0o644), mode, encoding="utf-8")

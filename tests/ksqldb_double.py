@@ -12,12 +12,16 @@ classes (KsqlEntity subtypes, SourceDescription, FieldInfo, StreamedRow, KsqlErr
 Strings in a response body may use {ksql} (the statement as sent), {name} and {seq} (the next command
 sequence number). /query bodies are written the way ksqlDB streams them: chunked, "[header,\\nrow,\\n…]".
 Requests are kept in `requests` so tests can assert what the client sent.
+
+Faults: `cut_queries(rows, drop_connection)` makes every later /query answer stop after its header and `rows`
+rows, either ending the chunked body cleanly without the closing ']' or dropping the connection mid-chunk.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +40,7 @@ class KsqlDbDouble:
         self.known = {name.upper() for name in known_sources}
         self.requests: list[dict] = []
         self.sequence = 0
+        self.query_cut: tuple[int, bool] | None = None  # (rows sent, connection dropped); see cut_queries
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -52,6 +57,11 @@ class KsqlDbDouble:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def cut_queries(self, rows: int, drop_connection: bool = False) -> None:
+        """Every later /query answer stops after its header and `rows` rows: the chunked body ends cleanly but
+        without ']', or (drop_connection) the connection closes in the middle of a chunk."""
+        self.query_cut = (rows, drop_connection)
 
     def statements(self) -> list[str]:
         return [r["body"]["ksql"] for r in self.requests if r["path"] == "/ksql"]
@@ -119,10 +129,24 @@ class KsqlDbDouble:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 parts = ["[" + json.dumps(chunks[0])] + [",\n" + json.dumps(chunk) for chunk in chunks[1:]] + ["]"]
+                if double.query_cut is not None:
+                    rows, drop_connection = double.query_cut
+                    parts = parts[:1 + rows]
+                    if drop_connection:  # announce a chunk, send half of it, hang up
+                        data = json.dumps(chunks[-1]).encode()
+                        self.wfile.write(b"".join(self._chunk(part.encode()) for part in parts))
+                        self.wfile.write(f"{len(data):x}\r\n".encode() + data[:len(data) // 2])
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                        return
                 for part in parts:
-                    data = part.encode()
-                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.write(self._chunk(part.encode()))
                 self.wfile.write(b"0\r\n\r\n")
+
+            @staticmethod
+            def _chunk(data: bytes) -> bytes:
+                return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
             def log_message(self, *args: object) -> None:
                 pass  # keep test output clean

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
@@ -18,6 +19,12 @@ from lakehouse import kafka_io
 from lakehouse.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def ksqldb_average(total: Decimal, divisor: int) -> Decimal:
+    """An average as ksql/03_tables.sql computes it, ROUND(CAST(total AS DOUBLE) / divisor, 4): the double quotient
+    rounded half-up from its shortest decimal form (ksqlDB's ROUND reads a double through BigDecimal.valueOf)."""
+    return Decimal(repr(float(total) / divisor)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 def unique(prefix: str) -> str:

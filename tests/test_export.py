@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
-from support import producing, run_script
+from support import REPO, producing, run_script
 
 from lakehouse import kafka_io, layout
 from lakehouse.catalog import FeedCatalog
@@ -79,6 +83,21 @@ def test_table_export_writes_a_version_only_when_the_table_changed(
         "prod_0001", "prod_0002", "prod_0004"]
 
 
+def test_a_symlinked_feed_folder_is_refused_and_nothing_is_written_through_it(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
+    produce_changelog(settings_for, PRODUCTS, [("prod_0001", _product("Book one", 1, 2, 40.0, 1))])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    feed_dir = Path(lake.root) / layout.feed_dir("table", PRODUCTS)
+    if feed_dir.exists():
+        feed_dir.rmdir()
+    feed_dir.symlink_to(outside, target_is_directory=True)
+    result = export(env, "--table", PRODUCTS, "--source", "kafka", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and f"tables/{PRODUCTS} is a symlink" in result.stderr
+    assert list(outside.iterdir()) == []
+
+
 def test_ignore_mode_never_rewrites_an_existing_version(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     catalog = FeedCatalog(lake)
@@ -130,6 +149,19 @@ def test_tables_from_ksqldb_pull_queries(env: dict[str, str], lake: LakeStorage,
         ("user_00002", "deposit", 1, "2026-11-24T08:00:00.500Z")]
     assert "unchanged, stays version=1" in export(env, "--table", "user_transaction_summary").stdout
     assert ksqldb_double.requests[-1]["body"]["ksql"] == "SELECT * FROM USER_TRANSACTION_SUMMARY;"
+
+
+@pytest.mark.parametrize("drop_connection", [False, True], ids=["body-without-closing-bracket", "dropped-connection"])
+def test_a_pull_answer_cut_short_fails_the_export_and_publishes_no_version(
+        env: dict[str, str], lake: LakeStorage, ksqldb_double: KsqlDbDouble,  # noqa: F811
+        drop_connection: bool) -> None:
+    env = {**env, "KSQLDB_URL": ksqldb_double.url}
+    ksqldb_double.cut_queries(rows=1, drop_connection=drop_connection)
+    result = export(env, "--table", "user_transaction_summary", check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ksqlDB /query") and "nothing of it was used" in result.stderr
+    assert list_versions(lake, "user_transaction_summary") == []
 
 
 def test_bad_invocations_fail_with_one_line(env: dict[str, str], lake: LakeStorage) -> None:
@@ -192,6 +224,28 @@ def test_stream_export_lands_only_what_the_consumer_has_not(
     consume(env, "--until-end")
     assert "0 records read, 0 rows landed" in export(env, "--stream", STREAM, "--source", "kafka").stdout
     assert sorted(landed_ids(lake)) == sorted(ids)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the file system calls")
+def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
+    """A crash must not keep offsets past records whose folder was lost: the new folder's parent is fsynced first."""
+    events = produce_events(settings_for, seed=3, messages=300)
+    trace = tmp_path / "syscalls"
+    result = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=mkdir,openat,fsync,rename,renameat,"
+                             "renameat2", sys.executable, "export_to_data_lake.py", "--stream", STREAM, "--source",
+                             "kafka"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    calls = trace.read_text().splitlines()
+    root = Path(lake.root).resolve()
+    offsets = re.compile(r"rename\w*\(.*" + re.escape(f'"{root / layout.offsets_dir(STREAM)}/'))
+    for day in per_day(events):
+        folder = root / layout.stream_partition_dir(STREAM, day)
+        made = next(i for i, call in enumerate(calls) if f'mkdir("{folder}"' in call)
+        recorded = next(i for i in range(made, len(calls)) if offsets.search(calls[i]))
+        parent_fds = [m.group(1) for call in calls[made:recorded] if (m := re.search(
+            rf'openat\(AT_FDCWD, "{re.escape(str(folder.parent))}", O_RDONLY[^)]*\) = (\d+)', call))]
+        assert any(re.search(rf"fsync\({fd}\)", call) for fd in parent_fds for call in calls[made:recorded]), day
 
 
 def test_stream_dry_run_counts_rows_per_day_and_writes_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ from support import REPO
 
 from lakehouse.catalog import builtin_feeds
 from lakehouse.events import BLACKLISTED_CITIES, EUR_RATES
-from lakehouse.ksqldb import prefixed_topics, split_statements, topology_files
+from lakehouse.ksqldb import describe_fields, prefixed_topics, split_statements, topology_files
 from lakehouse.settings import Settings
 
 CREATE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(STREAM|TABLE)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
@@ -32,6 +33,24 @@ CONTRACT_COLUMNS = {
     "PRODUCT_PURCHASE_COUNTS": ["PRODUCT_ID", "PRODUCT_NAME", "PRODUCT_CATEGORY", "PURCHASE_COUNT",
                                 "TOTAL_QUANTITY", "TOTAL_REVENUE", "AVG_PRICE", "UNIQUE_BUYERS"],
 }
+
+# The types ksqlDB 0.29 gives these columns of ksql/*.sql (its source: SUM keeps its input's type, COUNT is BIGINT,
+# MIN/MAX keep their input's, ROUND(double, n) is a DOUBLE and ROUND(decimal, n) keeps the input's type,
+# DECIMAL(12, 2) * DECIMAL(10, 4) is DECIMAL(23, 6), ARRAY_LENGTH is an INTEGER). The double's recordings must agree.
+KSQLDB_TYPES = {
+    "TRANSACTION_STREAM_ANONYMIZED": {"AMOUNT_EUR": "DECIMAL(23, 6)"},
+    "USER_TRANSACTION_SUMMARY": {"TOTAL_AMOUNT": "DECIMAL(20, 2)", "TRANSACTION_COUNT": "BIGINT",
+                                 "AVG_AMOUNT": "DOUBLE", "MIN_AMOUNT": "DECIMAL(12, 2)",
+                                 "MAX_AMOUNT": "DECIMAL(12, 2)"},
+    "USER_TRANSACTION_SUMMARY_EUR": {"TOTAL_AMOUNT_EUR": "DECIMAL(20, 2)", "TRANSACTION_COUNT": "BIGINT",
+                                     "AVG_AMOUNT_EUR": "DOUBLE", "MIN_AMOUNT_EUR": "DECIMAL(23, 6)",
+                                     "MAX_AMOUNT_EUR": "DECIMAL(23, 6)"},
+    "PAYMENT_METHOD_TOTALS": {"TOTAL_AMOUNT_EUR": "DECIMAL(20, 2)", "TRANSACTION_COUNT": "BIGINT",
+                              "AVG_AMOUNT_EUR": "DOUBLE"},
+    "PRODUCT_PURCHASE_COUNTS": {"PURCHASE_COUNT": "BIGINT", "TOTAL_QUANTITY": "BIGINT",
+                                "TOTAL_REVENUE": "DECIMAL(20, 2)", "AVG_PRICE": "DOUBLE", "UNIQUE_BUYERS": "INTEGER"},
+}
+FIXTURES = REPO / "tests" / "fixtures" / "ksqldb"
 
 
 def _statements() -> list[str]:
@@ -107,3 +126,54 @@ def test_apply_prefixes_every_topic_of_the_environment() -> None:
     rewritten = prefixed_topics(statement, Settings(topic_prefix="t_abc_"))
     assert _property(rewritten, "KAFKA_TOPIC") == "t_abc_product_purchase_counts"
     assert rewritten.replace("t_abc_", "") == statement
+
+
+def _call_arguments(statement: str, function: str) -> list[str]:
+    """The argument text of every call of `function` in the statement (parentheses balanced)."""
+    found = []
+    for call in re.finditer(rf"\b{function}\(", statement):
+        depth = 1
+        for index in range(call.end(), len(statement)):
+            depth += {"(": 1, ")": -1}.get(statement[index], 0)
+            if depth == 0:
+                found.append(statement[call.end():index])
+                break
+    return found
+
+
+def test_sums_cannot_overflow_and_no_decimal_is_divided() -> None:
+    # SUM keeps its input's type: DECIMAL(12, 2) overflows at 10^10 and an INT sum wraps silently.
+    sums = [argument for statement in _statements() for argument in _call_arguments(statement, "SUM")]
+    assert len(sums) == 10
+    for argument in sums:
+        assert re.fullmatch(r"CAST\(.* AS (DECIMAL\(20, 2\)|BIGINT)\)", argument, re.S), argument
+    # A DECIMAL quotient that does not terminate fails ("Rounding necessary") and ksqlDB writes NULL.
+    dividends = [left for statement in _statements() for left in re.findall(r"(\S+\s+\S+)\s/\s", statement)]
+    assert len(dividends) == 4
+    assert all(left.endswith("AS DOUBLE)") for left in dividends), dividends
+
+
+def _recorded_types() -> list[tuple[str, dict[str, str]]]:
+    """(source, {column: type}) of every DESCRIBE / LIST … EXTENDED entity and /query header the double answers."""
+    found = []
+    for path in sorted(FIXTURES.glob("*.json")):
+        for exchange in json.loads(path.read_text()):
+            body = exchange["response"]["body"]
+            for entity in body if isinstance(body, list) else []:
+                descriptions = entity.get("sourceDescriptions") or [entity.get("sourceDescription")]
+                for description in filter(None, descriptions):
+                    columns = re.findall(r"(\w+) (DECIMAL\(\d+, \d+\)|\w+)",
+                                         describe_fields(description["fields"]))
+                    found.append((description["name"], dict(columns)))
+                if "header" in entity:
+                    source = re.search(r"FROM (\w+)", exchange["request"]["ksql"]).group(1)
+                    columns = re.findall(r"`(\w+)` (DECIMAL\(\d+, \d+\)|\w+)", entity["header"]["schema"])
+                    found.append((source, dict(columns)))
+    return found
+
+
+def test_the_doubles_recordings_carry_the_types_ksqldb_gives_the_topology() -> None:
+    recorded = [(source, columns) for source, columns in _recorded_types() if source in KSQLDB_TYPES]
+    assert {source for source, _ in recorded} == set(KSQLDB_TYPES)
+    for source, columns in recorded:
+        assert {column: columns.get(column) for column in KSQLDB_TYPES[source]} == KSQLDB_TYPES[source], source

@@ -27,6 +27,7 @@ def test_statements_run_in_order_each_waiting_for_the_previous_command(
         "-- a comment; with a semicolon\n"
         "CREATE STREAM IF NOT EXISTS S2 WITH (KAFKA_TOPIC='s2') AS SELECT * FROM S1 WHERE V > 1 EMIT CHANGES;")
     assert [r["commandStatus"]["message"] for r in results] == ["Stream created", "Created query with ID CSAS_S2_2"]
+    assert [r["commandId"] for r in results] == ["stream/`S1`/create", "stream/`S2`/create"]
     first, second = ksqldb_double.requests
     assert "commandSequenceNumber" not in first["body"]
     assert second["body"]["commandSequenceNumber"] == results[0]["commandSequenceNumber"]
@@ -47,7 +48,8 @@ def test_a_queued_command_is_polled_on_status_until_it_settles(
     (lambda c: c.execute("SELECT * FROM T;"), "ksqlDB error 40002: The following statement types should be issued"),
     (lambda c: c.describe("no_such"), "ksqlDB error 40001: Could not find STREAM/TABLE 'NO_SUCH' in the Metastore"),
     (lambda c: c.describe("crash"), "ksqlDB error 50000: Could not write the statement 'DESCRIBE CRASH;'"),
-    (lambda c: c.pull("SELECT * FROM NO_SUCH;"), "ksqlDB error 40001: NO_SUCH does not exist."),
+    (lambda c: c.pull("SELECT * FROM NO_SUCH;"),
+     "ksqlDB error 40001: Exception while preparing statement: NO_SUCH does not exist."),
     (lambda c: c.pull("SELECT * FROM BROKEN_TABLE;"), "ksqlDB error 50000: Error while executing pull query"),
     (lambda c: c.pull("SELECT * FROM T EMIT CHANGES;"), "pull() runs pull queries only"),
 ])
@@ -100,6 +102,20 @@ def test_keyed_pull_looks_up_one_row_and_quotes_its_key(ksqldb_double: KsqlDbDou
         "SELECT * FROM USER_TRANSACTION_SUMMARY WHERE USER_ID = 'o''brien' AND TRANSACTION_TYPE = 'purchase';")
     with pytest.raises(LakehouseError, match="invalid ksqlDB stream or table name"):
         pull_by_key(settings, "USER_TRANSACTION_SUMMARY", {"USER_ID = 'x' OR 1=1 --": "y"})
+
+
+@pytest.mark.parametrize(("drop_connection", "expected"), [
+    (False, "ksqlDB /query answered with something that is not complete JSON"),
+    (True, "the connection dropped before the answer was complete (IncompleteRead); nothing of it was used"),
+])
+def test_a_pull_answer_cut_short_is_refused_not_taken_as_complete(
+        client: KsqlClient, ksqldb_double: KsqlDbDouble, drop_connection: bool, expected: str) -> None:  # noqa: F811
+    assert len(client.pull("SELECT * FROM USER_TRANSACTION_SUMMARY;")) == 3
+    ksqldb_double.cut_queries(rows=1, drop_connection=drop_connection)
+    with pytest.raises(LakehouseError) as error:
+        client.pull("SELECT * FROM USER_TRANSACTION_SUMMARY;")
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_header_schema_parsing_handles_decimals_and_structs() -> None:
@@ -156,6 +172,9 @@ def test_discover_marks_sources_that_are_not_feeds(env: dict[str, str], ksqldb_d
     assert lines["HIGH_VALUE_TRANSACTIONS"].split()[1:4] == ["stream", "high_value_transactions", "NO"]
     assert lines["PRODUCT_PURCHASE_COUNTS"].split()[1:4] == ["table", "product_purchase_counts", "yes"]
     assert "PRODUCT_ID STRING KEY, PRODUCT_NAME STRING" in lines["PRODUCT_PURCHASE_COUNTS"]
+    # DECIMAL keeps its precision and scale: what the values carry, and what the warehouse must hold.
+    assert "TOTAL_REVENUE DECIMAL(20, 2), AVG_PRICE DOUBLE" in lines["PRODUCT_PURCHASE_COUNTS"]
+    assert lines["KSQL_PROCESSING_LOG"].split()[2] == "lakehouse_ksql_processing_log"  # <service id>ksql_processing_log
 
 
 def test_commands_without_ksqldb_fail_with_one_line(env: dict[str, str]) -> None:

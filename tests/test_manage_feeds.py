@@ -83,6 +83,9 @@ def test_add_table_creates_its_warehouse_table(lake: dict[str, str], settings_fo
     (["--name", "../../etc", "--type", "stream", "--topic", "x"], "invalid feed name"),
     (["--name", "Robert'); --", "--type", "stream", "--topic", "x"], "invalid feed name"),
     (["--name", "ok_name", "--type", "stream", "--topic", "x'; DROP"], "invalid Kafka topic name"),
+    (["--name", "ok_name\n", "--type", "stream", "--topic", "x"], "invalid feed name"),
+    (["--name", "ok_name", "--type", "stream", "--topic", "x\n"], "invalid Kafka topic name"),
+    (["--name", "ok_name", "--type", "stream", "--topic", ".."], "invalid Kafka topic name"),
     (["--name", "ok_name", "--type", "table", "--topic", "x", "--key-columns", "id`; DROP TABLE t; --"],
      "invalid key column"),
     (["--name", "ok_name", "--type", "table", "--topic", "x"], "needs --key-columns"),
@@ -131,6 +134,10 @@ def test_disable_enable_archive_restore(lake: dict[str, str], settings_for: Sett
 
 def test_update_changes_allowed_fields_only(lake: dict[str, str], lake_root: Path) -> None:
     assert _feeds(lake, "update", "transaction_stream", "--retention-days", "30").returncode == 0
+    assert _entry(lake_root, "transaction_stream")["retention_days"] == 30
+    too_long = _feeds(lake, "update", "transaction_stream", "--retention-days", "1000000000000")
+    assert too_long.returncode == 2 and "Traceback" not in too_long.stderr
+    assert "--retention-days: must be at most" in too_long.stderr.splitlines()[-1]
     assert _entry(lake_root, "transaction_stream")["retention_days"] == 30
 
     keys = _feeds(lake, "update", "payment_method_totals", "--key-columns", "other")

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import bz2
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
+import apache_beam as beam
 import mysql.connector
 import pyarrow.dataset as ds
+from apache_beam.internal import pickler
+from apache_beam.pipeline import PipelineVisitor
 from support import REPO, run_script
 
-from lakehouse.settings import Settings
+from lakehouse import pipelines
+from lakehouse.settings import Settings, load_settings
+from lakehouse.warehouse.base import Snapshot
 
 
 def _lake_rows(lake: Path, feed: str) -> list[str]:
@@ -61,14 +71,39 @@ def test_a_second_overlapping_start_is_refused(env: dict[str, str], lake_root: P
         assert "another orchestrator run is in progress (pid" in second.stderr
     finally:
         scheduler.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
         out, err = scheduler.communicate(timeout=60)
+    assert time.monotonic() - stopping < 5  # SIGTERM while the scheduler waits between ticks
     assert scheduler.returncode == 0, err[-2000:]
     assert "scheduler stopped after 1 tick(s)" in out
 
 
+def test_the_lock_file_is_never_opened_through_a_symlink(env: dict[str, str], lake_root: Path, tmp_path: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    outside = tmp_path / "not_the_lake.txt"
+    outside.write_text("precious")
+    lock = lake_root / "_logs/orchestrator.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.symlink_to(outside)
+    result = run_script("beam_orchestrator.py", "--task", "retention", "--once", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("error: refusing to write _logs/orchestrator.lock: _logs/orchestrator.lock is a "
+                                     f"symlink (to {outside}); lake folders and files must be real ones inside the "
+                                     "lake root")
+    assert outside.read_text() == "precious"
+
+
+def test_every_minutes_must_be_a_finite_interval_of_at_least_six_seconds(env: dict[str, str], lake_root: Path) -> None:
+    for value in ("nan", "inf", "0", "-5", "0.01"):
+        result = run_script("beam_orchestrator.py", "--task", "retention", f"--every-minutes={value}", env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, value
+        assert result.stderr.splitlines()[-1].startswith("beam_orchestrator.py: error: argument --every-minutes:")
+    assert not (lake_root / "_logs/orchestrator_runs.jsonl").exists()  # no tick ran
+
+
 def test_a_failing_task_is_recorded_and_the_next_tick_succeeds(env: dict[str, str]) -> None:
     broken = {**env, "MYSQL_PORT": "1"}  # nothing listens there
-    failing = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--every-minutes", "0.01",
+    failing = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--every-minutes", "0.1",
                          "--ticks", "2", env=broken, timeout=180)
     assert failing.returncode == 0, failing.stderr[-2000:]
     assert failing.stdout.count("[sync_warehouse] failed") == 2
@@ -81,3 +116,34 @@ def test_a_failing_task_is_recorded_and_the_next_tick_succeeds(env: dict[str, st
     lines = run_script("beam_orchestrator.py", "--history", env=env, check=True).stdout.splitlines()[2:]
     assert [line.split()[3] for line in lines] == ["failed", "failed", "ok"]
     assert "unreachable" in lines[0]
+
+
+def _steps(build) -> list[beam.DoFn]:
+    """The DoFns of a built pipeline (what Beam pickles and ships to the workers)."""
+    pipeline, steps = beam.Pipeline(), []
+
+    class Collect(PipelineVisitor):
+        def visit_transform(self, node) -> None:  # noqa: ANN001 (Beam's AppliedPTransform)
+            if isinstance(node.transform, beam.ParDo):
+                steps.append(node.transform.fn)
+
+    build(pipeline)
+    pipeline.visit(Collect())
+    return steps
+
+
+def test_beam_steps_do_not_carry_the_mysql_password(env: dict[str, str], lake_root: Path) -> None:
+    """A pipeline is pickled and shipped to its workers: the password stays out, workers read their own."""
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    secret = f"pw-{uuid.uuid4().hex}"
+    settings = replace(load_settings(env_file=None), data_lake_root=str(lake_root), mysql_password=secret)
+    snapshot = Snapshot(version=1, day=date(2026, 1, 1))
+    steps = [step for build in (pipelines.build_produce(settings, pipelines.ProduceSpec(messages=10), run_seed=1),
+                                pipelines.build_export(settings), pipelines.build_retention(settings))
+             for step in _steps(build)]
+    steps += [pipelines.UpsertBatches(settings, snapshot), pipelines.FinishSyncRun(settings, snapshot)]
+    names = {type(step).__name__ for step in steps}
+    assert {"ProduceShard", "DeriveShards", "ExportFeed", "ApplyRetention", "UpsertBatches"} <= names
+    for step in steps:
+        pickled = bz2.decompress(base64.b64decode(pickler.dumps(step)))  # Beam's own pickling, uncompressed
+        assert secret.encode() not in pickled, type(step).__name__

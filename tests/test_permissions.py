@@ -144,9 +144,11 @@ def test_revoked_grants_do_not_count_and_everything_is_audited(ready: dict[str, 
     (["--email", ADA, "--folder", "../etc"], "contains '..'"),
     (["--email", ADA, "--folder", "streams/transaction_stream/../../.."], "contains '..'"),
     (["--email", ADA, "--folder", "/etc/passwd"], "is absolute"),
+    (["--email", ADA, "--folder", "streams\n/transaction_stream"], "invalid name"),
     (["--email", ADA, "--folder", "streams/not_a_feed"], "neither in the feed catalog nor in the lake"),
     (["--email", ADA, "--folder", FEED_DIR, "--granted-by", "x'); DROP TABLE data_lake_permissions; --"],
      "invalid granted-by"),
+    (["--email", ADA, "--folder", FEED_DIR, "--granted-by", "ada\n"], "invalid granted-by"),
 ])
 def test_injection_and_bad_input_are_refused_and_leave_the_database_unchanged(
         ready: dict[str, str], settings_for: Settings, args: list[str], message: str) -> None:

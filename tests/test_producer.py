@@ -7,13 +7,24 @@ import json
 import re
 import time
 from collections import defaultdict
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-from support import run_script, unique
+from support import ksqldb_average, run_script, unique
 
 from lakehouse import kafka_io
-from lakehouse.events import BLACKLISTED_CITIES, CURRENCIES, PAYMENT_METHODS, STATUSES, TRANSACTION_TYPES, to_eur
+from lakehouse.derive import DerivedTables
+from lakehouse.events import (
+    BLACKLISTED_CITIES,
+    CURRENCIES,
+    PAYMENT_METHODS,
+    STATUSES,
+    TRANSACTION_TYPES,
+    GeneratorOptions,
+    generate_events,
+    to_eur,
+)
 from lakehouse.producer import RecordSender
 from lakehouse.settings import Settings
 
@@ -29,7 +40,7 @@ ANONYMIZED_COLUMNS = [
     "PAYMENT_METHOD", "PRODUCT_ID", "PRODUCT_QUANTITY",
 ]
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-CENT, STEP = Decimal("0.01"), Decimal("0.0001")
+CENT = Decimal("0.01")
 
 
 # ------------------------------------------------------------------ reading topics back
@@ -123,7 +134,7 @@ def _money(value: Decimal) -> float:
 
 
 def _avg(total: Decimal, count: int) -> float:
-    return float((total / count).quantize(STEP, rounding=ROUND_HALF_UP))
+    return float(ksqldb_average(total, count))
 
 
 def expected_tables(runs: list[list[dict]]) -> dict[str, dict]:
@@ -224,6 +235,21 @@ def test_derive_tables_continue_and_equal_the_aggregate_over_every_run(env: dict
     state = read_topic(settings_for, settings_for.topic("_lakehouse_derive_state_product_buyers"))
     assert len(state) == len(buyer_pairs)  # each pair written once, when first seen
     assert {tuple(json.loads(key).values()) for *_, key, _value in state} == buyer_pairs
+
+
+def test_derive_averages_are_the_ones_ksqldb_computes() -> None:
+    """ksqlDB averages through a DOUBLE (a DECIMAL quotient that does not terminate is NULL there): 40 EUR events
+    totalling 0.41 average 0.01025 exactly, but 0.41 / 40 as a double is 0.0102499…, which ksqlDB rounds to 0.0102."""
+    template = next(iter(generate_events(GeneratorOptions(messages=1, start=date(2026, 3, 1)))))
+    tables = DerivedTables({})
+    for amount in [0.01] * 39 + [0.02]:
+        tables.fold({**template, "transaction_type": "deposit", "currency": "EUR", "amount": amount})
+    values = {(topic, key): json.loads(value) for topic, key, value in tables.changelog_records()}
+    summary_key = json.dumps({"USER_ID": template["user"]["user_id"], "TRANSACTION_TYPE": "deposit"},
+                             separators=(",", ":")).encode()
+    summary = values[("user_transaction_summary", summary_key)]
+    assert (summary["TOTAL_AMOUNT"], summary["TRANSACTION_COUNT"], summary["AVG_AMOUNT"]) == (0.41, 40, 0.0102)
+    assert values[("user_transaction_summary_eur", summary_key)]["AVG_AMOUNT_EUR"] == 0.0102
 
 
 def test_derive_refuses_to_continue_when_its_buyer_state_disagrees(env: dict[str, str],

@@ -159,6 +159,25 @@ def test_zero_retention_is_refused_without_force(env: dict[str, str], settings_f
     assert "deleted: 1 folders" in forced.stdout  # yesterday goes, today's partition is always kept
 
 
+def test_an_out_of_range_retention_is_one_line_not_a_traceback(env: dict[str, str], settings_for: Settings,
+                                                              lake_root: Path) -> None:
+    storage, _catalog = _lake(settings_for)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
+    before = _files(lake_root)
+    for args in (["--stream", STREAM, "--retention-days", "1000000000000"], ["--quarantine-days", "99999999999"]):
+        result = run_script("data_retention.py", *args, env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"must be at most {retention.MAX_RETENTION_DAYS}" in result.stderr.splitlines()[-1]
+
+    entry = lake_root / f"_catalog/feeds/{STREAM}.json"  # a catalog edited by hand
+    entry.write_text(json.dumps({**json.loads(entry.read_text()), "retention_days": 10**12}))
+    result = run_script("data_retention.py", "--all", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "out of range" in result.stderr
+    assert {path: data for path, data in _files(lake_root).items() if "_catalog" not in path} == {
+        path: data for path, data in before.items() if "_catalog" not in path}
+
+
 def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings, lake_root: Path,
                                      tmp_path: Path) -> None:
     storage, _ = _lake(settings_for)
@@ -184,6 +203,23 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
     assert (lake_root / mixed / "link.parquet").is_symlink()
     assert not (lake_root / plain).exists()  # the safe old partition still went
     assert storage.unsafe_to_delete("streams/../..") is not None
+
+
+def test_the_audit_log_is_never_written_through_a_symlink(env: dict[str, str], settings_for: Settings,
+                                                          lake_root: Path, tmp_path: Path) -> None:
+    storage, _ = _lake(settings_for)
+    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=40), 3)
+    outside = tmp_path / "not_the_lake.jsonl"
+    outside.write_text("precious\n")
+    audit = lake_root / retention.AUDIT_LOG
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.symlink_to(outside)
+
+    result = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "30", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert f"refusing to write {retention.AUDIT_LOG}: {retention.AUDIT_LOG} is a symlink" in result.stderr
+    assert outside.read_text() == "precious\n"
 
 
 def test_quarantine_has_its_own_retention_and_inactive_feeds_keep_data(env: dict[str, str],

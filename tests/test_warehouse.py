@@ -5,17 +5,21 @@ from __future__ import annotations
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import mysql.connector
 import orjson
-from support import REPO, IdleGroupMember, producing, run_script, wait_for
+import pytest
+from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
+from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
 from lakehouse import kafka_io
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
@@ -30,7 +34,7 @@ from lakehouse.warehouse.erd import er_diagram
 from lakehouse.warehouse.migrations import ensure_schema
 
 START = "2026-01-01"
-CENT, STEP = Decimal("0.01"), Decimal("0.0001")
+CENT = Decimal("0.01")
 
 
 # ------------------------------------------------------------------ helpers
@@ -94,18 +98,18 @@ def expected_aggregates(events: list[dict]) -> dict[str, dict]:
             product["buyers"].add(event["user"]["user_id"])
     return {
         "fact_user_transaction_summary": {
-            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+            key: (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]),
                   min(v["amounts"]), max(v["amounts"]), v["last"][:23].replace("T", " "))
             for key, v in users.items()},
         "fact_user_transaction_summary_eur": {
-            key: (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP),
+            key: (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]),
                   min(v["amounts"]), max(v["amounts"])) for key, v in eur.items()},
         "fact_payment_method_totals": {
-            (name,): (money(v["total"]), v["count"], (v["total"] / v["count"]).quantize(STEP, ROUND_HALF_UP))
+            (name,): (money(v["total"]), v["count"], ksqldb_average(v["total"], v["count"]))
             for name, v in methods.items()},
         "fact_product_purchase_counts": {
             (pid,): (v["count"], v["quantity"], money(v["revenue"]),
-                     (v["revenue"] / v["quantity"]).quantize(STEP, ROUND_HALF_UP), len(v["buyers"]))
+                     ksqldb_average(v["revenue"], v["quantity"]), len(v["buyers"]))
             for pid, v in products.items()},
     }
 
@@ -156,10 +160,11 @@ def events_of(*runs: tuple[int, int]) -> list[dict]:
 # ------------------------------------------------------------------ schema
 def test_schema_is_versioned_idempotent_and_equal_to_the_documented_er_diagram(settings_for: Settings) -> None:
     with open_warehouse(settings_for) as warehouse:
-        assert ensure_schema(warehouse) == [1]
+        assert ensure_schema(warehouse) == [1, 2]
         assert ensure_schema(warehouse) == []
         diagram = warehouse.run(er_diagram, transactional=False)
-    assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema")]
+    assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema"),
+                                                                              (2, "wide_money_sums")]
     engines = query(settings_for, "SELECT DISTINCT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
                                   "WHERE TABLE_SCHEMA = DATABASE()")
     assert {engine for engine, _ in engines} == {"InnoDB"}
@@ -446,6 +451,23 @@ def test_text_needing_escapes_lands_exactly(env: dict[str, str], settings_for: S
     assert dict(query(settings_for, "SELECT user_id, user_city FROM dim_users")) == names
 
 
+def test_money_sums_as_wide_as_ksqldbs_land_exactly(env: dict[str, str], settings_for: Settings,
+                                                    lake_root: Path) -> None:
+    """ksqlDB sums money into DECIMAL(20, 2): totals past V001's DECIMAL(18, 2) land as they are."""
+    init_lake(env)
+    storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
+    write_snapshot(storage, feeds["user_transaction_summary"], [
+        {"user_id": "u_busy", "transaction_type": "purchase", "total_amount": 5e16, "transaction_count": 1}])
+    write_snapshot(storage, feeds["product_purchase_counts"], [
+        {"product_id": "p_busy", "purchase_count": 1, "total_quantity": 3_000_000_000, "total_revenue": 9e17}])
+    for table in ("user_transaction_summary", "product_purchase_counts"):
+        run_script("sync_to_mysql.py", "--table", table, env=env, check=True)
+    assert query(settings_for, "SELECT total_amount FROM fact_user_transaction_summary") == [
+        (Decimal("50000000000000000.00"),)]
+    assert query(settings_for, "SELECT total_quantity, total_revenue FROM fact_product_purchase_counts") == [
+        (3_000_000_000, Decimal("900000000000000000.00"))]
+
+
 def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     init_lake(env)
     storage, feeds = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}
@@ -467,8 +489,60 @@ def test_sync_lands_all_tables_or_none(env: dict[str, str], settings_for: Settin
         assert query(settings_for, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
 
 
+def test_sync_from_a_ksqldb_answer_cut_short_lands_nothing(env: dict[str, str], settings_for: Settings,
+                                                           ksqldb_double: KsqlDbDouble) -> None:  # noqa: F811
+    init_lake(env)
+    ksqldb_double.cut_queries(rows=1)
+    result = run_script("sync_to_mysql.py", "--source", "ksqldb", "--table", "user_transaction_summary",
+                        env={**env, "KSQLDB_URL": ksqldb_double.url})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "nothing of it was used" in result.stderr
+    existing = {name for (name,) in query(settings_for, "SELECT TABLE_NAME FROM information_schema.TABLES "
+                                                        "WHERE TABLE_SCHEMA = DATABASE()")}
+    for table in {"fact_user_transaction_summary", "dim_users", "sync_runs"} & existing:
+        assert query(settings_for, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+
+
 def test_sync_from_unreachable_ksqldb_is_one_clear_line(env: dict[str, str]) -> None:
     init_lake(env)
     result = run_script("sync_to_mysql.py", "--source", "ksqldb", env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "ksqlDB is not reachable" in result.stderr
+
+
+@pytest.fixture
+def silent_mysql_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers (a hung or firewalled server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+def test_scripts_say_mysql_is_unreachable_in_one_line_within_15s(env: dict[str, str], lake_root: Path,
+                                                                silent_mysql_port: int) -> None:
+    init_lake(env)
+    feed = next(feed for feed in builtin_feeds() if feed.name == "user_transaction_summary")
+    write_snapshot(LakeStorage(str(lake_root)), feed, [{"user_id": "u1", "transaction_type": "purchase"}])
+    commands = [("sync_to_mysql.py", "--table", "user_transaction_summary"),
+                ("permissions_manager.py", "check", "--email", "ada@example.com", "--folder",
+                 "streams/transaction_stream", "--permission", "read")]
+    for port in ("1", str(silent_mysql_port)):  # nothing listens / accepts and never answers
+        for command in commands:
+            started = time.monotonic()
+            result = run_script(*command, env={**env, "MYSQL_PORT": port})
+            assert time.monotonic() - started < 15, (command, port)
+            assert result.returncode == 2 and "Traceback" not in result.stderr, (command, port, result.stderr)
+            assert result.stderr.count("\n") == 1 and f"127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_the_warehouse_consumer_keeps_retrying_an_unreachable_mysql_and_logs_each_retry(env: dict[str, str]) -> None:
+    init_lake(env)
+    consumer = subprocess.Popen([sys.executable, "kafka_consumer_warehouse.py"], cwd=REPO,
+                                env={**env, "MYSQL_PORT": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    time.sleep(5)  # backoff 0.5 s, 1 s, 2 s: at least three retries
+    consumer.send_signal(signal.SIGTERM)
+    _out, err = consumer.communicate(timeout=30)
+    retries = [line for line in err.splitlines() if "MySQL at 127.0.0.1:1/" in line and "unreachable" in line]
+    assert [re.search(r"retry (\d+) in", line).group(1) for line in retries][:3] == ["1", "2", "3"], err

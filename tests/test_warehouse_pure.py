@@ -12,7 +12,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.records import BadRecord
 from lakehouse.warehouse.automap import table_name
 from lakehouse.warehouse.upsert import tsv
-from lakehouse.warehouse.values import timestamp
+from lakehouse.warehouse.values import money, timestamp
 
 
 def test_file_of_a_slice_escapes_exactly_the_values_in_the_slice() -> None:
@@ -43,3 +43,15 @@ def test_timestamps_of_the_right_shape_must_also_exist_in_both_forms() -> None:
     with pytest.raises(BadRecord, match="outside the DATETIME range"):
         timestamp("at", "0999-12-31T10:00:00.000Z")
     assert [timestamp("at", value) for value in real] == ["2024-02-29 23:59:59.999", "2026-03-01 10:00:00.000"]
+
+
+def test_money_columns_take_what_their_decimal_holds_and_refuse_the_rest() -> None:
+    total, single = money(20, 2), money(18, 2)  # a sum column (V002) and a single amount column
+    assert total("total_amount", 5e16) == "50000000000000000.00"
+    assert total("total_amount", "123.456") == "123.46"
+    for converter, value, reason in ((single, 5e16, "too large for the money column"),
+                                     (total, 1e18, "too large for the money column"),
+                                     (total, float("nan"), "not a finite number"),
+                                     (total, float("inf"), "not a finite number")):
+        with pytest.raises(BadRecord, match=reason):
+            converter("total_amount", value)

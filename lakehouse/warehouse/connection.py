@@ -24,6 +24,9 @@ Connection = MySQLConnectionAbstract
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_S = 5
+# Until MySQL has answered once, a run gives up after this long (one line, not minutes of silence); a server
+# lost after that gets the caller's whole give_up_after to come back.
+FIRST_CONTACT_GIVE_UP_S = 10.0
 # Session settings every writer relies on: strict types and UTC.
 _SESSION_SQL = (
     "SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', "
@@ -51,14 +54,15 @@ def is_transient(exc: BaseException) -> bool:
     """True when retrying later can succeed (server down, connection lost, deadlock)."""
     if not isinstance(exc, mysql.connector.Error):
         return False
-    if exc.errno in _TRANSIENT_ERRNOS:
-        return True
+    if exc.errno in _TRANSIENT_ERRNOS or isinstance(exc, mysql.connector.errors.ConnectionTimeoutError):
+        return True  # (a server that accepts but never answers times out connecting)
     # Client-side failures without a server error number (socket closed mid-read, ...).
     return isinstance(exc, mysql.connector.errors.InterfaceError) and not exc.errno
 
 
 def error_text(exc: BaseException) -> str:
-    return getattr(exc, "msg", None) or str(exc)
+    """The driver's message on one line (some span several)."""
+    return " ".join((getattr(exc, "msg", None) or str(exc)).split())
 
 
 def connect(settings: Settings) -> Connection:
@@ -113,19 +117,21 @@ class Warehouse:
         self.should_stop = should_stop
         self.on_retry = on_retry
         self._conn: Connection | None = None
+        self._answered = False  # MySQL has accepted a connection of this warehouse at least once
 
     def connection(self) -> Connection:
         if self._conn is None or not self._is_open(self._conn):
             self._conn = connect(self.settings)
+            self._answered = True
         return self._conn
 
     def run(self, work: Callable[[MySQLCursor], T], *, transactional: bool = True) -> T:
         """Run `work` (in one transaction unless it is DDL), reconnecting and retrying while MySQL is away."""
-        backoff, started, reported = Backoff(), time.monotonic(), False
+        backoff, started, attempt = Backoff(), time.monotonic(), 0
         while True:
             try:
                 result = self._attempt(work, transactional)
-                if reported and self.on_retry:
+                if attempt and self.on_retry:
                     self.on_retry(f"MySQL at {describe(self.settings)} is back")
                 return result
             except (LakehouseError, mysql.connector.Error) as exc:
@@ -133,15 +139,22 @@ class Warehouse:
                 if cause is None or not is_transient(cause):
                     raise
                 self.close()
-                delay = backoff.next_delay()
-                if self.give_up_after is not None and time.monotonic() - started + delay > self.give_up_after:
+                delay, budget = backoff.next_delay(), self._give_up_budget()
+                if budget is not None and time.monotonic() - started + delay > budget:
                     raise LakehouseError(f"MySQL at {describe(self.settings)} stayed unreachable for "
-                                         f"{self.give_up_after:.0f}s: {error_text(cause)}") from None
-                if self.on_retry and not reported:
+                                         f"{time.monotonic() - started:.0f}s: {error_text(cause)} "
+                                         "(check MYSQL_HOST / MYSQL_PORT; start the local stack with: make up)"
+                                         ) from None
+                attempt += 1
+                if self.on_retry:
                     self.on_retry(f"MySQL at {describe(self.settings)} unreachable ({error_text(cause)}); "
-                                  "retrying with backoff, nothing committed")
-                reported = True
+                                  f"retry {attempt} in {delay:g}s, nothing committed")
                 self._sleep(delay)
+
+    def _give_up_budget(self) -> float | None:
+        if self.give_up_after is None or self._answered:
+            return self.give_up_after
+        return min(self.give_up_after, FIRST_CONTACT_GIVE_UP_S)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -20,7 +20,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.warehouse.connection import Warehouse
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-_FILE_NAME = re.compile(r"^V(\d{3,})__([a-z0-9_]+)\.sql$")
+_FILE_NAME = re.compile(r"V(\d{3,})__([a-z0-9_]+)\.sql")  # fullmatch
 _COMMENT = re.compile(r"--[^\n]*")
 LOCK_TIMEOUT_S = 60
 T = TypeVar("T")
@@ -49,7 +49,7 @@ class Migration:
 def available_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     found = []
     for path in sorted(folder.glob("*.sql")):
-        match = _FILE_NAME.match(path.name)
+        match = _FILE_NAME.fullmatch(path.name)
         if not match:
             raise LakehouseError(f"migration file {path.name} is not named V<NNN>__<name>.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path))

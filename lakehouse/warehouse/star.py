@@ -235,7 +235,8 @@ _USER_FIELDS = (_USER_ID, Field("user_name", values.text(255)), Field("user_emai
                 Field("user_country", values.text(64)), Field("user_city", values.text(128)))
 _PAYMENT_METHOD = Field("payment_method", values.identifier(64))
 _PRODUCT_ID = Field("product_id", values.identifier(128))
-_MONEY, _AVERAGE = values.money(2), values.money(4)
+# The migrations' column types: sums DECIMAL(20, 2) (V002), single amounts DECIMAL(18, 2), averages DECIMAL(20, 4).
+_SUM, _MONEY, _AVERAGE = values.money(20, 2), values.money(18, 2), values.money(20, 4)
 
 
 def _curated() -> dict[str, StarMapping]:
@@ -243,7 +244,7 @@ def _curated() -> dict[str, StarMapping]:
     mappings = [
         StarMapping(
             "user_transaction_summary", "fact_user_transaction_summary", user_keys, ("user_id", "transaction_type"),
-            (Field("total_amount", _MONEY), Field("transaction_count", values.count),
+            (Field("total_amount", _SUM), Field("transaction_count", values.count),
              Field("avg_amount", _AVERAGE), Field("min_amount", _MONEY), Field("max_amount", _MONEY),
              Field("last_transaction_at", values.timestamp)),
             Dimension("dim_users", _USER_FIELDS)),
@@ -251,19 +252,19 @@ def _curated() -> dict[str, StarMapping]:
             # The EUR table carries no user attributes: only make sure the user exists, so the FK holds.
             "user_transaction_summary_eur", "fact_user_transaction_summary_eur", user_keys,
             ("user_id", "transaction_type"),
-            (Field("total_amount_eur", _MONEY), Field("transaction_count", values.count),
+            (Field("total_amount_eur", _SUM), Field("transaction_count", values.count),
              Field("avg_amount_eur", _AVERAGE), Field("min_amount_eur", _MONEY), Field("max_amount_eur", _MONEY),
              Field("last_transaction_at", values.timestamp)),
             Dimension("dim_users", (_USER_ID,), key_only=True)),
         StarMapping(
             "payment_method_totals", "fact_payment_method_totals", (_PAYMENT_METHOD,), ("payment_method_id",),
-            (Field("total_amount_eur", _MONEY), Field("transaction_count", values.count),
+            (Field("total_amount_eur", _SUM), Field("transaction_count", values.count),
              Field("avg_amount_eur", _AVERAGE)),
             SurrogateDimension("dim_payment_methods", "payment_method_id", (_PAYMENT_METHOD,))),
         StarMapping(
             "product_purchase_counts", "fact_product_purchase_counts", (_PRODUCT_ID,), ("product_id",),
             (Field("purchase_count", values.count), Field("total_quantity", values.count),
-             Field("total_revenue", _MONEY), Field("avg_price", _AVERAGE), Field("unique_buyers", values.count)),
+             Field("total_revenue", _SUM), Field("avg_price", _AVERAGE), Field("unique_buyers", values.count)),
             Dimension("dim_products", (_PRODUCT_ID, Field("product_name", values.text(255)),
                                        Field("product_category", values.text(128))))),
     ]

@@ -24,9 +24,7 @@ import pyarrow.compute as pc
 from lakehouse.events import parse_timestamp
 from lakehouse.records import BadRecord
 
-MONEY_DIGITS = 16  # DECIMAL(18, 2) and DECIMAL(20, 4) both hold 16 integer digits
 BIGINT_MAX = 2**63 - 1
-_MONEY_LIMIT = 10.0**MONEY_DIGITS
 # Column form of money: a float whose scaled value is below this has exactly one decimal with the column's
 # places that reads back as that float (its spacing is far below 10^-places), so that decimal is the value.
 _EXACT_SCALED_LIMIT = 2.0**49
@@ -109,21 +107,23 @@ class Text(Converter):
 
 
 class Money(Converter):
-    """An optional DECIMAL: a JSON number (or numeric string) rounded half-up to `places` decimals."""
+    """An optional DECIMAL(precision, places): a JSON number (or numeric string) rounded half-up to `places`
+    decimals, refused when its integer part does not fit."""
 
-    def __init__(self, places: int) -> None:
+    def __init__(self, precision: int, places: int) -> None:
         self.places = places
         self.quantum = Decimal(1).scaleb(-places)
+        self.limit = 10 ** (precision - places)  # an int: compares exactly with floats (NaN too) and Decimals
 
     def __call__(self, column: str, value: object) -> str | None:
         if value is None:
             return None
-        if isinstance(value, float) and abs(value) < _MONEY_LIMIT:
+        if isinstance(value, float) and abs(value) < self.limit:
             shortest = repr(value)  # fast path: ksqlDB already rounds, so most values fit as they are
             if "e" not in shortest and len(shortest) - shortest.find(".") - 1 <= self.places:
                 return shortest
         number = _decimal(column, value)
-        if abs(number) >= Decimal(10) ** MONEY_DIGITS:
+        if abs(number) >= self.limit:
             raise BadRecord(f"{column}: {_show(value)} is too large for the money column")
         return str(number.quantize(self.quantum, rounding=ROUND_HALF_UP))
 
@@ -217,8 +217,8 @@ def text(size: int) -> Converter:
     return Text(size)
 
 
-def money(places: int) -> Converter:
-    return Money(places)
+def money(precision: int, places: int) -> Converter:
+    return Money(precision, places)
 
 
 count = Count()
