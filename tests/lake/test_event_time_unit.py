@@ -130,3 +130,19 @@ def test_rows_split_by_kafka_partition_and_event_day_in_offset_order_with_fallba
 def test_the_stream_file_of_a_batch_is_named_by_day_topic_partition_and_padded_first_offset() -> None:
     assert lake_writer.stream_file("payments", date(2026, 9, 7), "payments", 3, 42) == (
         "streams/payments/year=2026/month=9/day=7/payments+3+00000000000000000042.parquet")
+
+
+@pytest.mark.parametrize(("text", "expected_ms", "day"), [
+    ("1970-01-01T00:00:01.001", 1_001, date(1970, 1, 1)),
+    ("1969-12-31T23:59:27.237", -32_763, date(1969, 12, 31)),
+    ("1969-12-31T23:59:59.999", -1, date(1969, 12, 31)),
+    ("1969-12-31T23:59:59.9999", -1, date(1969, 12, 31)),  # sub-millisecond: floored, so still 31 December
+    ("1900-01-01T00:00:00.5", -2_208_988_799_500, date(1900, 1, 1)),
+])
+def test_times_near_and_before_1970_get_their_exact_floored_millisecond(text: str, expected_ms: int,
+                                                                        day: date) -> None:
+    """Naive text takes the record-by-record parser; it must agree with an exact integer computation."""
+    result, fallback = event_times([text, "unparsable"])
+    assert result == [expected_ms, KAFKA_MS]
+    assert fallback == [False, True]
+    assert lake_writer.days_of(pa.array(result[:1], pa.int64())).to_pylist() == [day]
