@@ -6,11 +6,13 @@ feed's schema in `_metadata/<feed>/feed.json` of a lake folder under tmp_path.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import orjson
 import pyarrow as pa
 import pytest
 
-from lakehouse import lake_schema
+from lakehouse import lake_schema, lake_writer
 from lakehouse.catalog import Feed
 from lakehouse.lake_consumer import FeedDecoder, record_schema
 from lakehouse.metadata import FeedMetadata
@@ -229,3 +231,19 @@ def test_record_schema_keeps_the_stored_type_when_another_consumer_disagrees() -
     merged = record_schema(document, {"amount": pa.int64()})
     assert merged == {"amount": pa.string()}
     assert "schema_history" not in document
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"])
+def test_iso_text_whose_utc_instant_leaves_the_calendar_is_quarantined_not_landed(tmp_path, timestamp: str) -> None:
+    """Its UTC day would be in year 10000 or year 0, which no day folder (and no Python date) can hold."""
+    values = [event(transaction_id="late", timestamp=timestamp), event(transaction_id="fine"),
+              event(transaction_id="edge", timestamp="9999-12-31T23:30:00+01:00")]
+    table, good, bad = decoder(tmp_path).decode(values)
+    assert table.column("transaction_id").to_pylist() == ["fine", "edge"]
+    assert good == [1, 2]
+    assert bad == {0: f"timestamp: {timestamp!r} is outside the dates the lake can partition by (years 1 to 9999)"}
+    # the rows kept go on to their day folders (a year-10000 day used to stop the consumer right here)
+    stamped, days, fallback = lake_writer.stamp_rows(table, "timestamp", "payments", pa.array([0, 0]), pa.array([1, 2]),
+                                                     pa.array([0, 0], pa.int64()), datetime(2026, 9, 9, tzinfo=UTC))
+    assert sorted(lake_writer.split_by_partition_and_day(stamped, days, fallback)) == [
+        (0, date(2026, 9, 7)), (0, date(9999, 12, 31))]
