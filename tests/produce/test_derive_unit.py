@@ -106,6 +106,18 @@ def test_an_aggregate_continues_exactly_from_a_restored_table_value() -> None:
     assert totals.value(updated) == {"TOTAL_AMOUNT_EUR": 109.3, "TRANSACTION_COUNT": 5, "AVG_AMOUNT_EUR": 21.86}
 
 
+def test_product_counts_continue_from_the_table_and_the_buyer_state_without_recounting_a_buyer() -> None:
+    counts = derive.ProductPurchaseCounts({"p1": {"u1", "u7"}})
+    restored = counts.restore({"product_id": "p1", "product_name": "Book", "product_category": "books",
+                               "purchase_count": 3, "total_quantity": 4, "total_revenue": 20.0, "unique_buyers": 2})
+    for item in (EVENTS[0], EVENTS[3]):  # u1 again (2 books for 10.00), then u2 for the first time (1 for 4.00)
+        restored = counts.add(restored, item)
+    assert counts.value(restored) == {
+        "PRODUCT_NAME": "Book", "PRODUCT_CATEGORY": "books", "PURCHASE_COUNT": 5, "TOTAL_QUANTITY": 7,
+        "TOTAL_REVENUE": 34.0, "AVG_PRICE": 4.8571, "UNIQUE_BUYERS": 3}
+    assert counts.new_buyers == [("p1", "u2")]
+
+
 def test_restoring_product_counts_refuses_a_buyer_state_that_disagrees_with_the_table() -> None:
     counts = derive.ProductPurchaseCounts({"p1": {"u1"}})
     row = {"product_id": "p1", "product_name": "Book", "product_category": "books", "purchase_count": 3,

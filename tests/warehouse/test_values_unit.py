@@ -175,4 +175,3 @@ def test_the_datetime_range_starts_at_year_1000_in_both_forms() -> None:
     converted, unsure = timestamp.column(pa.array(["1000-01-01T00:00:00.000Z", "0999-12-31T23:59:59.999Z"]))
     assert converted.to_pylist()[0] == "1000-01-01 00:00:00.000" and unsure.tolist() == [False, True]
     assert timestamp("at", "1000-01-01T00:00:00.000Z") == "1000-01-01 00:00:00.000"
-    assert values.MONEY_DIGITS == 16
