@@ -205,15 +205,28 @@ class FeedDecoder:
 
     def _without_dateless_events(self, table: pa.Table, good: list[int] | None,
                                  bad: dict[int, str]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
-        """Rows whose epoch-millisecond event time has no calendar date move to `bad`: no day partition holds them.
+        """Rows whose event time has no calendar date in UTC move to `bad`: no day partition holds them.
 
-        ISO-8601 text always has one (four-digit years), so only an integer column is checked.
+        Epoch milliseconds can be anything; ISO-8601 text has a four-digit year, but an offset can still move
+        its UTC instant out of years 1 to 9999 ('9999-12-31T23:30:00-01:00'), so text dated on the first or
+        last day of the calendar is parsed and checked too.
         """
         name = self.feed.timestamp_field
-        if name not in table.column_names or not pa.types.is_integer(table.column(name).type):
+        if name not in table.column_names:
             return table, good, bad
         times = table.column(name)
-        dateless = pc.fill_null(pc.or_(pc.less(times, _FIRST_DATED_MS), pc.greater_equal(times, _END_DATED_MS)), False)
+        if pa.types.is_integer(times.type):
+            millis, shown = times, "{} (epoch milliseconds)"
+        elif pa.types.is_string(times.type):
+            edge = pc.or_(pc.starts_with(times, "0001-01-01"), pc.starts_with(times, "9999-12-31"))
+            if not pc.any(edge).as_py():
+                return table, good, bad
+            # unparsable text falls back to the Kafka time later: 0 here keeps it in the calendar
+            millis, shown = lake_writer.event_millis(times, pa.repeat(pa.scalar(0, pa.int64()), len(times)))[0], "{!r}"
+        else:
+            return table, good, bad
+        dateless = pc.fill_null(pc.or_(pc.less(millis, _FIRST_DATED_MS), pc.greater_equal(millis, _END_DATED_MS)),
+                                False)
         if not pc.any(dateless).as_py():
             return table, good, bad
         indexes = list(range(table.num_rows)) if good is None else good
@@ -221,7 +234,7 @@ class FeedDecoder:
         reasons = dict(bad)
         for index, value, without_date in zip(indexes, times.to_pylist(), outside, strict=True):
             if without_date:
-                reasons[index] = (f"{name}: {value} (epoch milliseconds) is outside the dates the lake can "
+                reasons[index] = (f"{name}: {shown.format(value)} is outside the dates the lake can "
                                   "partition by (years 1 to 9999)")
         kept = [index for index, without_date in zip(indexes, outside, strict=True) if not without_date]
         return table.filter(pc.invert(dateless)), kept, reasons

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -48,6 +48,7 @@ EVENT_TIME = pa.field("event_time", pa.timestamp("ms", tz="UTC"))
 LANDED = pa.schema([EVENT_TIME, *LINEAGE])
 COUNTERS = ("consumed", "landed", "quarantined", "kafka_time_fallbacks", "files")
 _MS_PER_DAY = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HIVE_DATE = pa.schema([("year", pa.int32()), ("month", pa.int32()), ("day", pa.int32())])
 
 
@@ -129,7 +130,8 @@ def _parse_iso_ms(text: str | None) -> int | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    # Exact integer floor: float seconds * 1000 was 1 ms off near 1970 and rounded pre-1970 times up (toward 0).
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def split_by_partition_and_day(table: pa.Table, days: pa.Array,

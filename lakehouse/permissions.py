@@ -256,6 +256,15 @@ def check_permission(settings: Settings, email: str, folder: str, permission: st
     with _connection(settings) as conn:
         candidates = _fetch(conn.cursor(), f"user_email = %s AND folder_path IN ({_marks(covering)})",
                             (email, *covering))
+    return decide(email, folder, permission, candidates, now)
+
+
+def decide(email: str, folder: str, permission: str, candidates: list[Grant], now: datetime) -> Decision:
+    """The decision on validated input, from the user's grants (no SQL): only grants of `email` on `folder` or a
+    parent folder apply; the deciding one is the most specific active grant of a sufficient level, then the
+    strongest level."""
+    covering = covering_folders(folder)
+    candidates = [g for g in candidates if g.user_email == email and g.folder_path in covering]
     sufficient = levels_including(permission)
     counting = [g for g in candidates if g.state(now) == "active" and g.permission in sufficient]
     if counting:
