@@ -74,7 +74,7 @@ def test_a_value_that_is_no_real_instant_is_a_bad_record_with_its_reason(value: 
     (2, None, None),
 ])
 def test_money_is_rounded_half_up_to_the_columns_scale(places: int, value: object, stored: str | None) -> None:
-    assert money(places)("amt", value) == stored
+    assert money(18, places)("amt", value) == stored
 
 
 @pytest.mark.parametrize(("value", "reason"), [
@@ -88,7 +88,7 @@ def test_money_is_rounded_half_up_to_the_columns_scale(places: int, value: objec
 ])
 def test_money_that_is_no_finite_number_in_range_is_refused(value: object, reason: str) -> None:
     with pytest.raises(BadRecord) as refused:
-        money(2)("amt", value)
+        money(18, 2)("amt", value)
     assert str(refused.value) == reason
 
 
@@ -134,8 +134,8 @@ def test_text_is_optional_and_bounded(value: object, result: str | None) -> None
 COLUMNS = [
     (timestamp, pa.array(["2026-09-07T10:00:00.000Z", None, "2026-09-07T10:00:00Z", "0999-01-01T00:00:00.000Z",
                           "2024-02-29T23:59:59.999Z"])),
-    (money(2), pa.array([1.5, 1.005, None, 2.0, -0.0, 1e20, 0.1, 123456.78])),
-    (money(4), pa.array([15.00005, 2.5, None])),
+    (money(18, 2), pa.array([1.5, 1.005, None, 2.0, -0.0, 1e20, 0.1, 123456.78])),
+    (money(20, 4), pa.array([15.00005, 2.5, None])),
     (count, pa.array([1, None, -(2**63), 2**63 - 1, 0], pa.int64())),
     (identifier(5), pa.array(["abc", "", "abcdef", None, "ab"])),
     (identifier(5), pa.array([12, None, 123456], pa.int64())),
@@ -163,7 +163,7 @@ def test_the_column_form_decides_only_values_it_converts_exactly_as_the_one_valu
 
 
 def test_the_column_form_leaves_to_the_one_value_form_exactly_the_values_that_need_it() -> None:
-    _text, unsure = money(2).column(pa.array([1.5, 1.005, None, -0.0, 1e20]))
+    _text, unsure = money(18, 2).column(pa.array([1.5, 1.005, None, -0.0, 1e20]))
     assert unsure.tolist() == [False, True, False, True, True]
     _text, unsure = identifier(5).column(pa.array(["abc", None]))
     assert unsure.tolist() == [False, True], "a NULL key is an error only the one-value form reports"
