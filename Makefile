@@ -45,7 +45,7 @@ test-dates: up
 	done
 
 demo: up
-	@$(PY) -m lakehouse.demo
+	@$(PY) -m lakehouse.orchestration.demo
 
 bench: up  # make bench BENCH_ARGS="--quick --only warehouse,latency"
 	@$(PY) -m bench.run $(BENCH_ARGS)

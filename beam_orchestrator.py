@@ -45,16 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --task and one of --once / --every-minutes (or --history)")
 
     logging.getLogger().setLevel(logging.ERROR)  # Beam logs optional-dependency warnings at import
-    from lakehouse import orchestration, pipelines
     from lakehouse.catalog import FeedCatalog
+    from lakehouse.orchestration import pipelines, schedule
     from lakehouse.settings import load_settings
     from lakehouse.storage import LakeStorage
-    from lakehouse.tables import render
+    from lakehouse.text_table import render
 
     settings = load_settings()
     storage = LakeStorage(settings.data_lake_root)
     if args.history:
-        runs = orchestration.history(storage, args.limit)
+        runs = schedule.history(storage, args.limit)
         print(render(["started", "ended", "task", "status", "rows", "error"],
                      [[r.started_at, r.ended_at, r.task, r.status, r.rows, r.error] for r in runs])
               if runs else "no runs recorded yet")
@@ -64,12 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = pipelines.ProduceSpec(messages=args.messages, shards=args.shards, seed=args.seed, users=args.users,
                                  days=args.days, derive=not args.no_derive)
     runner = pipelines.task_runner(settings, args.runner, beam_args, spec)
-    tasks = orchestration.tasks_for(args.task)
-    with orchestration.exclusive_run(storage):
+    tasks = schedule.tasks_for(args.task)
+    with schedule.exclusive_run(storage):
         if args.once:
-            records = orchestration.run_tick(storage, tasks, runner)
+            records = schedule.run_tick(storage, tasks, runner)
             return 0 if all(record.status == "ok" for record in records) else 1
-        ticks = orchestration.run_every(args.every_minutes, lambda: orchestration.run_tick(storage, tasks, runner),
+        ticks = schedule.run_every(args.every_minutes, lambda: schedule.run_tick(storage, tasks, runner),
                                         args.ticks)
         print(f"scheduler stopped after {ticks} tick(s)")
         return 0

@@ -9,11 +9,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, ksqldb, lake_migration, status
+from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
+from lakehouse.governance import status
+from lakehouse.kafka import ksqldb
+from lakehouse.lake import migration
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 EXAMPLES = """
   python data_lake_config.py init      # create folders, seed the built-in feeds (idempotent)
@@ -96,7 +99,7 @@ def print_status(settings: Settings) -> int:
 def migrate_lake(settings: Settings, dry_run: bool) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     print(f"lake root: {settings.data_lake_root}")
-    for line in lake_migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
+    for line in migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
         print(line)
     return 0
 

@@ -14,11 +14,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from lakehouse import cli, retention
+from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
+from lakehouse.governance import retention
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 EXAMPLES = """
   python data_retention.py --all --dry-run                   # what every feed's policy would delete

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
-from lakehouse import cli, export
+from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
+from lakehouse.lake import export
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
 

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake_consumer import DEFAULT_GROUP, LandingOptions, default_group_id, land, reconcile, select_feeds
+from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, land, reconcile, select_feeds
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 EXAMPLES = """
   python kafka_consumer_datalake.py                                  # every active feed, continuously

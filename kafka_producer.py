@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import date
 
 from lakehouse import cli
-from lakehouse.events import GeneratorOptions
-from lakehouse.kafka_io import DEFAULT_PARTITIONS
-from lakehouse.producer import RAW_TOPIC, ProduceOptions, ProduceReport, produce_events
+from lakehouse.kafka.clients import DEFAULT_PARTITIONS
+from lakehouse.produce.events import GeneratorOptions
+from lakehouse.produce.producer import RAW_TOPIC, ProduceOptions, ProduceReport, produce_events
 from lakehouse.settings import load_settings
 
 EXAMPLES = """

@@ -12,11 +12,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli, kafka_io, onboarding, retention
+from lakehouse import cli
 from lakehouse.catalog import DEFAULT_MAX_COLUMNS, STORAGE_MODES, Feed
+from lakehouse.governance import onboarding, retention
+from lakehouse.kafka import clients
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 EXAMPLES = """
   python manage_feeds.py add --name card_payments --type stream --topic card_payments --key-columns payment_id
@@ -60,7 +62,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add.add_argument("--name", help="feed name: lower-case letters, digits, '_'")
     add.add_argument("--type", choices=("stream", "table"))
     add.add_argument("--from-ksqldb", metavar="NAME", help="take type, topic and key columns from ksqlDB")
-    add.add_argument("--partitions", type=cli.at_least(1), default=kafka_io.DEFAULT_PARTITIONS, metavar="N",
+    add.add_argument("--partitions", type=cli.at_least(1), default=clients.DEFAULT_PARTITIONS, metavar="N",
                      help="partitions of the Kafka topic when add creates it (default %(default)s)")
     _definition_options(add)
     commands.add_parser("list", help="every feed with its status")

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
-from lakehouse import cli, permissions
+from lakehouse import cli
+from lakehouse.governance import permissions
 from lakehouse.settings import load_settings
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 EXAMPLES = """
   python permissions_manager.py create-table

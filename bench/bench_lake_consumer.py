@@ -21,8 +21,9 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from lakehouse import events, kafka_io
 from lakehouse.catalog import FeedCatalog
+from lakehouse.kafka import clients
+from lakehouse.produce import events
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 
@@ -34,7 +35,7 @@ _ASSIGNED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO assigned "
 def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 2_000_000) -> dict:
     prefix = f"bench_{uuid.uuid4().hex[:8]}_"
     topic = f"{prefix}{FEED}"
-    kafka_io.ensure_topics(settings, {topic: False})
+    clients.ensure_topics(settings, {topic: False})
     try:
         produce(settings, topic, events_first, seed=1)
         bare_rate = bare_consume_rate(settings, topic, events_first)
@@ -42,7 +43,7 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
         produce(settings, topic, events_second, seed=2)
         second = lake_consumer_run(settings, prefix, events_first + events_second)
     finally:
-        kafka_io.delete_topics(settings, [topic])
+        clients.delete_topics(settings, [topic])
     result = {
         "events": events_first,
         "lake_events_per_s": round(first["rate"]),
@@ -57,7 +58,7 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
 
 
 def produce(settings: Settings, topic: str, count: int, seed: int) -> None:
-    producer = kafka_io.producer(settings)
+    producer = clients.producer(settings)
     options = events.GeneratorOptions(messages=count, seed=seed, users=1000, days=3)
     for event in events.generate_events(options):
         while True:
@@ -81,7 +82,7 @@ def bare_consume_rate(settings: Settings, topic: str, count: int) -> float:
 
 def bare_loop(settings: Settings, topic: str, count: int) -> float:
     """Records per second from assignment to the last record."""
-    consumer = kafka_io.consumer(settings, f"bench_bare_{uuid.uuid4().hex[:8]}")
+    consumer = clients.consumer(settings, f"bench_bare_{uuid.uuid4().hex[:8]}")
     started: list[float] = []
     consumer.subscribe([topic], on_assign=lambda c, parts: started.append(time.monotonic()))
     received = 0

@@ -32,8 +32,10 @@ from pathlib import Path
 import mysql.connector
 import orjson
 
-from lakehouse import events, kafka_io, lake_writer
 from lakehouse.catalog import FeedCatalog
+from lakehouse.kafka import clients
+from lakehouse.lake import commit
+from lakehouse.produce import events
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 
@@ -66,7 +68,7 @@ class BareConsumer(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        consumer = kafka_io.consumer(self.settings, f"bench_latency_bare_{uuid.uuid4().hex[:8]}",
+        consumer = clients.consumer(self.settings, f"bench_latency_bare_{uuid.uuid4().hex[:8]}",
                                      **{"fetch.wait.max.ms": 10})
         consumer.subscribe([self.topic], on_assign=lambda *_: self.ready.set())
         while not self.stop.is_set():
@@ -79,8 +81,8 @@ class BareConsumer(threading.Thread):
 def run(settings: Settings, probes: int = DEFAULT_PROBES, flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> dict:
     prefix = f"bench_latency_{uuid.uuid4().hex[:8]}_"
     raw_topic, table_topic = f"{prefix}{RAW}", f"{prefix}{TABLE}"
-    kafka_io.ensure_topics(settings, {raw_topic: False, table_topic: True})
-    kafka_io.wait_until_readable(settings, [raw_topic, table_topic])
+    clients.ensure_topics(settings, {raw_topic: False, table_topic: True})
+    clients.wait_until_readable(settings, [raw_topic, table_topic])
     database = f"{settings.mysql_database}_bench_{uuid.uuid4().hex[:8]}"
     bare = BareConsumer(settings, raw_topic)
     admin = mysql.connector.connect(**{**settings.mysql_params(), "database": None})
@@ -109,7 +111,7 @@ def run(settings: Settings, probes: int = DEFAULT_PROBES, flush_interval: float 
         bare.stop.set()
         admin.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         admin.close()
-        kafka_io.delete_topics(settings, [raw_topic, table_topic])
+        clients.delete_topics(settings, [raw_topic, table_topic])
     return _figures(sampler, probes, flush_interval)
 
 
@@ -132,7 +134,7 @@ class _Sampler:
         self.storage = storage
         self.raw_topic, self.table_topic = raw_topic, table_topic
         self.bare = bare
-        self.producer = kafka_io.producer(settings, **{"linger.ms": 0})
+        self.producer = clients.producer(settings, **{"linger.ms": 0})
         # autocommit: every poll sees the latest committed rows, not one transaction's snapshot
         self.connection = mysql.connector.connect(**{**settings.mysql_params(), "database": database},
                                                   autocommit=True)
@@ -150,7 +152,7 @@ class _Sampler:
         table = self._send(self.table_topic, orjson.dumps({"USER_ID": user_id, "TRANSACTION_TYPE": "purchase"}),
                            orjson.dumps(_summary_value(event)))
         self.producer.flush()
-        lake_file = lake_writer.stream_file(RAW, date.fromisoformat(event["timestamp"][:10]), self.raw_topic,
+        lake_file = commit.stream_file(RAW, date.fromisoformat(event["timestamp"][:10]), self.raw_topic,
                                             raw.partition, raw.offset)
         key = event["transaction_id"].encode()
         seen = _wait_for({"lake": lambda: self.storage.exists(lake_file), "mysql": lambda: self._fact_exists(user_id),

@@ -1,7 +1,7 @@
 """Producer throughput: our send loop against `kcat -P` on the same 1M serialized events, in the same run.
 
 Both send the same pre-serialized events (generation is not timed) with the same librdkafka
-configuration (kafka_io.producer_config, handed to kcat with -X), each into a fresh topic with the
+configuration (clients.producer_config, handed to kcat with -X), each into a fresh topic with the
 default partition count. The script's end-to-end rate (generation included) is measured too.
 Goal: >= 100k events/s and ours / kcat >= 0.5.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from lakehouse import kafka_io
-from lakehouse.events import GeneratorOptions
-from lakehouse.producer import ProduceOptions, RecordSender, event_records, produce_events
+from lakehouse.kafka import clients
+from lakehouse.produce.events import GeneratorOptions
+from lakehouse.produce.producer import ProduceOptions, RecordSender, event_records, produce_events
 from lakehouse.settings import Settings, load_settings
 
 EVENTS = 1_000_000
@@ -31,8 +31,8 @@ def run(settings: Settings, events: int = EVENTS) -> dict:
     suffix = uuid.uuid4().hex[:8]
     script_name = f"bench_producer_script_{suffix}"  # produce_events adds the topic prefix itself
     ours, kcat, script = (settings.topic(f"bench_producer_{who}_{suffix}") for who in ("ours", "kcat", "script"))
-    kafka_io.ensure_topics(settings, {ours: False, kcat: False})
-    kafka_io.wait_until_readable(settings, [ours, kcat])
+    clients.ensure_topics(settings, {ours: False, kcat: False})
+    clients.wait_until_readable(settings, [ours, kcat])
     try:
         ours_seconds = _time_ours(settings, ours, records)
         with tempfile.TemporaryDirectory() as folder:
@@ -40,7 +40,7 @@ def run(settings: Settings, events: int = EVENTS) -> dict:
         report = produce_events(settings, generator, ProduceOptions(topic=script_name))
         _check_landed(settings, {ours: events, kcat: events, script: report.events})
     finally:
-        kafka_io.delete_topics(settings, [ours, kcat, script])
+        clients.delete_topics(settings, [ours, kcat, script])
     return {
         "events": events,
         "ours_events_per_s": round(events / ours_seconds),
@@ -65,7 +65,7 @@ def _time_ours(settings: Settings, topic: str, records: list[tuple[bytes, bytes]
 def _time_kcat(settings: Settings, topic: str, records: list[tuple[bytes, bytes]], path: Path) -> float:
     separator = _KEY_SEPARATOR.encode()
     path.write_bytes(b"".join(key + separator + value + b"\n" for key, value in records))
-    config = kafka_io.producer_config(settings, partitioner="murmur2_random")
+    config = clients.producer_config(settings, partitioner="murmur2_random")
     command = ["kcat", "-P", "-t", topic, "-K", _KEY_SEPARATOR, "-l", str(path)]
     command += [arg for name, value in config.items() for arg in ("-X", f"{name}={_librdkafka(value)}")]
     started = time.perf_counter()
@@ -79,10 +79,10 @@ def _librdkafka(value: object) -> str:
 
 def _check_landed(settings: Settings, expected: dict[str, int]) -> None:
     """Every event of every contender is in its topic (a fast but lossy sender would not count)."""
-    consumer = kafka_io.consumer(settings, f"bench-check-{uuid.uuid4().hex}")
+    consumer = clients.consumer(settings, f"bench-check-{uuid.uuid4().hex}")
     try:
         for topic, count in expected.items():
-            landed = sum(kafka_io.end_offsets(consumer, topic, kafka_io.topic_partitions(settings, topic)).values())
+            landed = sum(clients.end_offsets(consumer, topic, clients.topic_partitions(settings, topic)).values())
             if landed != count:
                 raise RuntimeError(f"{topic}: {landed} records landed, {count} expected")
     finally:

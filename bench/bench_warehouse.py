@@ -34,7 +34,7 @@ import pyarrow as pa
 from mysql.connector.cursor import MySQLCursor
 
 from lakehouse.catalog import builtin_feeds
-from lakehouse.events import TRANSACTION_TYPES
+from lakehouse.produce.events import TRANSACTION_TYPES
 from lakehouse.settings import Settings, load_settings
 from lakehouse.warehouse import upsert
 from lakehouse.warehouse.base import Rows, Snapshot

@@ -29,7 +29,7 @@ import orjson
 
 from bench import bench_lake_consumer, bench_latency, bench_producer, bench_warehouse
 from lakehouse.settings import Settings, load_settings
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "latest.json"

@@ -1,9 +1,12 @@
 """lakehouse: Kafka / ksqlDB streams and tables into a Parquet data lake and a MySQL star-schema warehouse.
 
-Layers (each only imports the ones above it in this list):
-  settings, storage                      - configuration, file storage (local folder or object store)
-  layout, catalog, events, kafka_io      - pure lake paths, the feed catalog, the event contract, Kafka I/O
-  quarantine, lake_writer, ...           - writers, warehouse, ksqlDB client
-  governance, orchestration              - retention, permissions, feed onboarding, Beam pipelines
-  cli                                    - shared helpers for the top-level scripts
+One folder per pipeline stage; each imports only the stages listed above it:
+  (foundation) settings, errors, storage, layout, catalog, quarantine, cli, text_table
+  kafka/          clients, records, changelog, ksqldb
+  produce/        events, producer, derive
+  lake/           metadata, schema, lineage, commit, decode, checkpoint, consumer, reconcile, tables, snapshots,
+                  export, backfill, migration
+  warehouse/      connection, migrations, mappings, values, upsert, consumer, sync, erd
+  governance/     onboarding, retention, permissions, status
+  orchestration/  schedule, pipelines, demo
 """

@@ -34,7 +34,7 @@ INNODB_MAX_COLUMNS = 1017
 # Used with fullmatch: `$` would also accept a trailing newline.
 _SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SAFE_TOPIC = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,249}")  # Kafka's rule; '.' and '..' are not topics
-_SAFE_KSQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what lakehouse.ksqldb accepts in a statement
+_SAFE_KSQL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what lakehouse.kafka.ksqldb accepts in a statement
 
 
 @dataclass

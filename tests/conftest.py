@@ -15,7 +15,7 @@ import mysql.connector
 import pytest
 from support import base_env, unique
 
-from lakehouse.kafka_io import CONNECT_TIMEOUT_S, admin_client, delete_topics, require_broker
+from lakehouse.kafka.clients import CONNECT_TIMEOUT_S, admin_client, delete_topics, require_broker
 from lakehouse.settings import Settings, load_settings
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from lakehouse import kafka_io
+from lakehouse.kafka import clients
 from lakehouse.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def producing(settings: Settings, transactional: bool = False, **config: object)
     writes with exactly-once, so a commit marker (an offset no consumer sees) follows each partition's records."""
     if transactional:
         config["transactional.id"] = unique("tx")
-    producer = kafka_io.producer(settings, **config)
+    producer = clients.producer(settings, **config)
     if transactional:
         producer.init_transactions(30)
         producer.begin_transaction()

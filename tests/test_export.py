@@ -15,11 +15,12 @@ import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
 from support import REPO, producing, run_script
 
-from lakehouse import kafka_io, layout
+from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
-from lakehouse.events import GeneratorOptions, generate_events, serialize
+from lakehouse.kafka import clients
+from lakehouse.lake.snapshots import list_versions, read_snapshot
+from lakehouse.produce.events import GeneratorOptions, generate_events, serialize
 from lakehouse.settings import Settings
-from lakehouse.snapshots import list_versions, read_snapshot
 from lakehouse.storage import LakeStorage
 
 PRODUCTS = "product_purchase_counts"
@@ -33,9 +34,9 @@ def _product(name: str, count: int, quantity: int, revenue: float, buyers: int) 
 def produce_changelog(settings: Settings, feed: str, records: list[tuple[object, dict | None]]) -> None:
     """Table records as ksqlDB writes them with FORMAT='JSON': JSON key, upper-case JSON value, null = delete."""
     topic = settings.topic(feed)
-    kafka_io.ensure_topics(settings, {topic: True})
-    kafka_io.wait_until_readable(settings, [topic])
-    producer = kafka_io.producer(settings)
+    clients.ensure_topics(settings, {topic: True})
+    clients.wait_until_readable(settings, [topic])
+    producer = clients.producer(settings)
     for key, value in records:
         producer.produce(topic, key=json.dumps(key).encode(),
                          value=None if value is None else json.dumps(value).encode())
@@ -183,8 +184,8 @@ START = date(2026, 11, 20)
 def produce_events(settings: Settings, seed: int, messages: int, transactional: bool = False) -> list[dict]:
     """Raw events over 3 days, as kafka_producer.py sends them (key = transaction id)."""
     topic = settings.topic(STREAM)
-    kafka_io.ensure_topics(settings, {topic: False})
-    kafka_io.wait_until_readable(settings, [topic])
+    clients.ensure_topics(settings, {topic: False})
+    clients.wait_until_readable(settings, [topic])
     events = list(generate_events(GeneratorOptions(messages=messages, seed=seed, users=50, days=3, start=START)))
     with producing(settings, transactional) as producer:
         for event in events:
@@ -252,7 +253,7 @@ def test_stream_dry_run_counts_rows_per_day_and_writes_nothing(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     events = produce_events(settings_for, seed=3, messages=2000)
     bad_topic = settings_for.topic(STREAM)
-    producer = kafka_io.producer(settings_for)
+    producer = clients.producer(settings_for)
     producer.produce(bad_topic, key=b"bad", value=b"{not json")
     assert producer.flush(30) == 0
     before = sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*"))

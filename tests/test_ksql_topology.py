@@ -10,8 +10,8 @@ import pytest
 from support import REPO
 
 from lakehouse.catalog import builtin_feeds
-from lakehouse.events import BLACKLISTED_CITIES, EUR_RATES
-from lakehouse.ksqldb import describe_fields, prefixed_topics, split_statements, topology_files
+from lakehouse.kafka.ksqldb import describe_fields, prefixed_topics, split_statements, topology_files
+from lakehouse.produce.events import BLACKLISTED_CITIES, EUR_RATES
 from lakehouse.settings import Settings
 
 CREATE = re.compile(r"^CREATE\s+(?:OR\s+REPLACE\s+)?(STREAM|TABLE)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)

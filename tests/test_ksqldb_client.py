@@ -1,4 +1,4 @@
-"""lakehouse.ksqldb against a local double speaking ksqlDB's recorded wire format, and the commands using it."""
+"""lakehouse.kafka.ksqldb against a local double speaking ksqlDB's recorded wire format, and the commands using it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ksqldb_double import CONTENT_TYPE, KsqlDbDouble, ksqldb_double  # noqa: F40
 from support import run_script
 
 from lakehouse.errors import LakehouseError
-from lakehouse.ksqldb import KsqlClient, column_names, key_columns, pull_by_key, pull_table
+from lakehouse.kafka.ksqldb import KsqlClient, column_names, key_columns, pull_by_key, pull_table
 from lakehouse.settings import Settings
 
 

@@ -15,9 +15,12 @@ import orjson
 import pyarrow.dataset as ds
 from support import REPO, IdleGroupMember, producing, run_script, unique, wait_for
 
-from lakehouse import events, kafka_io, lake_schema, lake_writer
 from lakehouse.catalog import FeedCatalog
-from lakehouse.metadata import FeedMetadata
+from lakehouse.kafka import clients
+from lakehouse.lake import commit
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.metadata import FeedMetadata
+from lakehouse.produce import events
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -53,7 +56,7 @@ def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, by
 def produce_events(settings: Settings, count: int, days: int = 3, seed: int = 7,
                    transactional: bool = False) -> list[dict]:
     topic = settings.topic(FEED)
-    kafka_io.ensure_topics(settings, {topic: False})
+    clients.ensure_topics(settings, {topic: False})
     generated = list(events.generate_events(events.GeneratorOptions(messages=count, seed=seed, days=days)))
     produce(settings, topic, [(e["transaction_id"].encode(), events.serialize(e)) for e in generated],
             transactional=transactional)
@@ -142,7 +145,7 @@ def test_reconciliation_still_balances_after_retention_deleted_landed_days(env, 
 def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, settings_for, lake_root) -> None:
     storage = init_lake(settings_for)
     topic = settings_for.topic(FEED)
-    kafka_io.ensure_topics(settings_for, {topic: False}, partitions=1)
+    clients.ensure_topics(settings_for, {topic: False}, partitions=1)
     good = list(events.generate_events(events.GeneratorOptions(messages=2000, seed=3, days=2,
                                                                start=date(2026, 9, 8))))
     template = good[0]
@@ -201,7 +204,7 @@ def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, setti
     document = FeedMetadata(storage, FEED).read()
     assert {"name": "channel", "type": "string"} in document["schema"]
     # files written before the new column lack it; the feed's schema spans them all
-    whole = lake_writer.read_stream(storage, FEED, lake_schema.to_arrow(
+    whole = commit.read_stream(storage, FEED, lake_schema.to_arrow(
         lake_schema.schema_from_json(document["schema"])))
     assert whole.num_rows == len(landed) and whole.column("channel").to_pylist().count("web") == 1
     assert any("added column channel string" in entry["changes"] for entry in document["schema_history"])
@@ -214,7 +217,7 @@ def test_bad_records_are_quarantined_with_their_reason_and_reconciled(env, setti
 def test_topic_without_feed_is_registered_and_upper_case_columns_normalized(env, settings_for, lake_root) -> None:
     storage = init_lake(settings_for)
     topic = settings_for.topic("page_views")
-    kafka_io.ensure_topics(settings_for, {topic: False}, partitions=2)
+    clients.ensure_topics(settings_for, {topic: False}, partitions=2)
     rows = [{"VIEW_ID": f"v{i}", "PAGE": f"/p/{i % 7}", "DURATION_MS": i} for i in range(3000)]
     kafka_time = datetime(2027, 1, 5, 23, 59, 59, tzinfo=UTC)  # pinned: the rows have no time of their own
     produce(settings_for, topic, [(None, orjson.dumps(row)) for row in rows], kafka_time=kafka_time)
@@ -236,7 +239,7 @@ def test_topic_without_feed_is_registered_and_upper_case_columns_normalized(env,
 
 def test_idle_topic_records_are_on_disk_within_flush_interval(env, settings_for, lake_root, tmp_path) -> None:
     storage = init_lake(settings_for)
-    kafka_io.ensure_topics(settings_for, {settings_for.topic(FEED): False})
+    clients.ensure_topics(settings_for, {settings_for.topic(FEED): False})
     log = tmp_path / "consumer.log"
     process = start_consumer(env, "--feeds", FEED, "--flush-interval", "2", "--flush-size", "100000",
                              "--group-id", unique("g"), log=log)
@@ -294,7 +297,7 @@ def test_until_end_waits_for_the_partitions_another_member_holds_then_lands_them
     storage = init_lake(settings_for)
     group = unique("g")
     produced = produce_events(settings_for, 6000)
-    member = IdleGroupMember(kafka_io.consumer(settings_for, group), settings_for.topic(FEED))
+    member = IdleGroupMember(clients.consumer(settings_for, group), settings_for.topic(FEED))
     try:
         wait_for(lambda: member.holds() == 6, 60, "the idle member holding the six partitions")
         process = subprocess.Popen([sys.executable, str(REPO / SCRIPT), "--feeds", FEED, "--until-end",
@@ -318,7 +321,7 @@ def test_until_end_finishes_and_lands_the_end_past_transaction_markers(env, sett
     storage = init_lake(settings_for)
     produced = produce_events(settings_for, 3000, transactional=True)
     topic = settings_for.topic(FEED)
-    ends = kafka_io.topic_end_offsets(settings_for, topic)
+    ends = clients.topic_end_offsets(settings_for, topic)
     assert sum(ends.values()) == 3000 + 6  # a commit marker after each partition's records
 
     run_script(SCRIPT, "--feeds", FEED, "--until-end", "--group-id", unique("g"), env=env, timeout=120, check=True)
@@ -366,7 +369,7 @@ def test_a_recreated_topic_is_refused_instead_of_overwriting_or_skipping(env: di
     files_before = {f.path: f.size for f in storage.walk_files(f"streams/{FEED}")}
 
     topic = settings_for.topic(FEED)
-    kafka_io.delete_topics(settings_for, [topic])
+    clients.delete_topics(settings_for, [topic])
     produce_events(settings_for, 20, seed=8)
 
     result = run_script(SCRIPT, "--feeds", FEED, "--until-end", env=env)

@@ -19,16 +19,16 @@ from test_lake_consumer import (
     start_consumer,
 )
 
-from lakehouse import lake_writer
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake_consumer import LandingOptions, land
+from lakehouse.lake import commit
+from lakehouse.lake.consumer import LandingOptions, land
 
 
 def assert_landed_exactly_once(env, lake_root, produced: list[dict]) -> None:
     ids = [row[0] for row in query(f"select transaction_id from read_parquet('{feed_glob(lake_root)}')")]
     assert len(ids) == len(produced)
     assert set(ids) == {e["transaction_id"] for e in produced}
-    assert not list((lake_root / lake_writer.STAGING / "manifests").glob("*.json"))
+    assert not list((lake_root / commit.STAGING / "manifests").glob("*.json"))
     reconciled = run_script(SCRIPT, "--reconcile", "--feeds", FEED, env=env)
     assert reconciled.returncode == 0, reconciled.stdout
     assert re.search(rf"{FEED}\s+{len(produced)}\s+{len(produced)}\s+0\s+yes", reconciled.stdout)
@@ -67,12 +67,12 @@ def test_commit_interrupted_after_its_manifests_is_completed_on_restart(env, set
     def crash(_storage, _commit) -> None:
         raise SystemExit("killed between the manifests and the renames")
 
-    monkeypatch.setattr(lake_writer, "complete", crash)
+    monkeypatch.setattr(commit, "complete", crash)
     feed = FeedCatalog(storage).get(FEED)
     with pytest.raises(SystemExit):
         land(settings_for, [feed], LandingOptions(group_id=unique("g"), until_end=True))
     monkeypatch.undo()
-    assert len(list((lake_root / lake_writer.STAGING / "manifests").glob("*.json"))) == 6
+    assert len(list((lake_root / commit.STAGING / "manifests").glob("*.json"))) == 6
     assert not list((lake_root / "streams" / FEED).rglob("*.parquet"))  # staged only: readers see nothing
 
     result = run_script(SCRIPT, "--feeds", FEED, "--until-end", "--group-id", unique("g"), env=env, check=True)

@@ -19,8 +19,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from support import REPO, producing, run_script, unique
 
-from lakehouse import events, kafka_io, lake_writer, layout, snapshots
+from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
+from lakehouse.kafka import clients
+from lakehouse.lake import lineage, snapshots
+from lakehouse.produce import events
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
@@ -49,7 +52,7 @@ def test_version_folders_are_plain_integers() -> None:
 def _produce_pinned(settings: Settings, count_per_day: int, seed: int = 0) -> list[dict]:
     """Events on the pinned days, with Kafka record times on those days too."""
     topic = settings.topic(FEED)
-    kafka_io.ensure_topics(settings, {topic: False}, partitions=3)
+    clients.ensure_topics(settings, {topic: False}, partitions=3)
     produced = []
     with producing(settings) as producer:
         for day in PINNED_DAYS:
@@ -189,8 +192,8 @@ def make_layout_1(storage: LakeStorage) -> None:
             old = stored.path.replace(layout.date_partition(day),
                                       f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}")
             table = storage.read_parquet(stored.path)
-            if lake_writer.EVENT_TIME.name in table.column_names:
-                table = table.drop_columns([lake_writer.EVENT_TIME.name])
+            if lineage.EVENT_TIME.name in table.column_names:
+                table = table.drop_columns([lineage.EVENT_TIME.name])
             storage.delete_file(stored.path)
             storage.write_parquet(old, table)
     for folder in sorted(root.glob("*/*/year=*/month=*"), reverse=True) + sorted(root.glob("*/*/year=*")):

@@ -12,8 +12,8 @@ import orjson
 import pyarrow.parquet as pq
 from support import REPO, run_script, wait_for
 
-from lakehouse import kafka_io
-from lakehouse.derive import table_key
+from lakehouse.kafka import clients
+from lakehouse.produce.derive import table_key
 from lakehouse.settings import Settings
 
 FEED = "payment_method_totals"
@@ -21,9 +21,9 @@ FEED = "payment_method_totals"
 
 def _produce(settings: Settings, changes: list[tuple[str, dict | None]]) -> None:
     topic = settings.topic(FEED)
-    kafka_io.ensure_topics(settings, {topic: True})
-    kafka_io.wait_until_readable(settings, [topic])
-    producer = kafka_io.producer(settings)
+    clients.ensure_topics(settings, {topic: True})
+    clients.wait_until_readable(settings, [topic])
+    producer = clients.producer(settings)
     for method, value in changes:
         producer.produce(topic, key=table_key(["payment_method"], (method,)),
                          value=None if value is None else orjson.dumps(value))
@@ -84,7 +84,7 @@ def test_bad_changelog_records_are_quarantined_and_the_rest_lands(env: dict[str,
                                                                    lake_root: Path) -> None:
     run_script("data_lake_config.py", "init", env=env, check=True)
     _produce(settings_for, [("paypal", _totals(10.0, 1))])
-    producer = kafka_io.producer(settings_for)
+    producer = clients.producer(settings_for)
     producer.produce(settings_for.topic(FEED), key=b'"debit_card"', value=b"{not json")
     producer.produce(settings_for.topic(FEED), key=b'["paypal", "visa"]', value=b'{"TOTAL_AMOUNT_EUR": 1}')
     assert producer.flush(30) == 0

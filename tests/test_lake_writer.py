@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from lakehouse import lake_writer
-from lakehouse.metadata import FeedMetadata
+from lakehouse.lake import commit
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
 FEED, TOPIC, DAY = "clicks", "clicks", date(2026, 11, 20)
 
 
-def _staged(storage: LakeStorage, start: int, end: int) -> lake_writer.PartitionCommit:
-    item = lake_writer.PartitionCommit(feed=FEED, topic=TOPIC, partition=0, start_offset=start, next_offset=end)
-    item.stage(storage, lake_writer.stream_file(FEED, DAY, TOPIC, 0, start),
+def _staged(storage: LakeStorage, start: int, end: int) -> commit.PartitionCommit:
+    item = commit.PartitionCommit(feed=FEED, topic=TOPIC, partition=0, start_offset=start, next_offset=end)
+    item.stage(storage, commit.stream_file(FEED, DAY, TOPIC, 0, start),
                pa.table({"_offset": pa.array(range(start, end), pa.int64())}))
     item.counts = {"consumed": end - start, "landed": end - start, "files": 1}
     return item
@@ -26,22 +26,22 @@ def test_a_writer_that_lost_the_race_for_a_partition_lands_nothing(lake_root: Pa
     storage = LakeStorage(lake_root)
     # Both read the partition from offset 0 (an overlapping rebalance); the first one lands 0-99 and then 100-199.
     first, late = _staged(storage, 0, 100), _staged(storage, 0, 150)
-    assert lake_writer.commit(storage, [first]) == []
-    assert lake_writer.commit(storage, [_staged(storage, 100, 200)]) == []
+    assert commit.commit_partitions(storage, [first]) == []
+    assert commit.commit_partitions(storage, [_staged(storage, 100, 200)]) == []
 
-    fenced = lake_writer.commit(storage, [late])
+    fenced = commit.commit_partitions(storage, [late])
     assert [(item.start_offset, item.next_offset) for item in fenced] == [(0, 150)]
-    offsets = [offset for path in lake_writer.stream_files(storage, FEED)
+    offsets = [offset for path in commit.stream_files(storage, FEED)
                for offset in storage.read_parquet(path).column("_offset").to_pylist()]
     assert sorted(offsets) == list(range(200)), "the late writer's rows replaced or duplicated landed ones"
     assert FeedMetadata(storage, FEED).partition_state(TOPIC, 0)["next_offset"] == 200
-    assert not [f for f in storage.walk_files(lake_writer.STAGING) if f.path.endswith(".parquet")]
+    assert not [f for f in storage.walk_files(commit.STAGING) if f.path.endswith(".parquet")]
 
 
 def test_a_commit_whose_staged_files_were_removed_is_refused(lake_root: Path) -> None:
     storage = LakeStorage(lake_root)
     item = _staged(storage, 0, 10)
-    lake_writer.recover_partition(storage, TOPIC, 0)  # a new owner cleans the partition's staging meanwhile
-    assert lake_writer.commit(storage, [item]) == [item]
-    assert lake_writer.stream_files(storage, FEED) == []
+    commit.recover_partition(storage, TOPIC, 0)  # a new owner cleans the partition's staging meanwhile
+    assert commit.commit_partitions(storage, [item]) == [item]
+    assert commit.stream_files(storage, FEED) == []
     assert FeedMetadata(storage, FEED).partition_state(TOPIC, 0) is None

@@ -12,8 +12,9 @@ import pytest
 from ksqldb_double import KsqlDbDouble
 from support import run_script
 
-from lakehouse import kafka_io, layout
+from lakehouse import layout
 from lakehouse.catalog import FeedCatalog, builtin_feeds
+from lakehouse.kafka import clients
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
@@ -169,7 +170,7 @@ def test_add_from_ksqldb_fills_type_topic_and_keys(lake: dict[str, str], lake_ro
 
 def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | None]]) -> None:
     """To a topic `manage_feeds.py add` created (the local broker does not create topics on first produce)."""
-    producer = kafka_io.producer(settings)
+    producer = clients.producer(settings)
     for key, value in records:
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0

@@ -18,10 +18,12 @@ import pyarrow as pa
 import pytest
 from support import producing, run_script, unique
 
-from lakehouse import kafka_io, lake_schema, lake_writer
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds, validate_feed
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata
+from lakehouse.kafka import clients
+from lakehouse.lake import commit
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -39,7 +41,7 @@ def init_lake(settings: Settings) -> LakeStorage:
 
 def produce_values(settings: Settings, topic: str, values: list[dict | bytes], compacted: bool = False) -> None:
     """JSON values (or raw bytes) to one partition of a topic of this test, in order."""
-    kafka_io.ensure_topics(settings, {settings.topic(topic): compacted}, partitions=1)
+    clients.ensure_topics(settings, {settings.topic(topic): compacted}, partitions=1)
     with producing(settings) as producer:
         for value in values:
             producer.produce(settings.topic(topic), value=value if isinstance(value, bytes) else orjson.dumps(value),
@@ -84,7 +86,7 @@ def test_a_double_after_an_integer_batch_widens_the_column_and_every_file_reads_
     assert {"name": "amount", "type": "double"} in document["schema"]
     assert any("column amount: int64 -> double" in entry["changes"] for entry in document["schema_history"])
     # the first file keeps its int64 column; pyarrow reads both files through the feed's schema
-    whole = lake_writer.read_stream(storage, STREAM, lake_schema.to_arrow(
+    whole = commit.read_stream(storage, STREAM, lake_schema.to_arrow(
         lake_schema.schema_from_json(document["schema"])))
     assert sorted(whole.column("amount").to_pylist()) == [3.0, 7.0, 10.0, 10.5]
     status = run_script("data_lake_config.py", "status", env=env)  # recomputes totals from the raw events
@@ -133,7 +135,7 @@ def test_impossible_dates_are_quarantined_by_the_warehouse_consumer_and_by_sync(
     times = {"u_ok": "2026-03-01T10:00:00.000Z", "u_month13": "2026-13-45T99:99:99.000Z",
              "u_feb30": "2026-02-30T10:00:00.000Z", "u_leap": "2024-02-29T23:59:59.999Z"}
     topic = settings_for.topic(SUMMARY)
-    kafka_io.ensure_topics(settings_for, {topic: True}, partitions=1)
+    clients.ensure_topics(settings_for, {topic: True}, partitions=1)
     with producing(settings_for) as producer:
         for user, moment in times.items():
             key, value = summary_record(user, moment)
@@ -185,7 +187,7 @@ def test_column_names_that_collide_or_normalize_to_nothing_are_quarantined_in_th
     storage = init_lake(settings_for)
     FeedCatalog(storage).add(Feed(name="region_scores", kind="table", topic="region_scores", key_columns=["region"]))
     topic = settings_for.topic("region_scores")
-    kafka_io.ensure_topics(settings_for, {topic: True}, partitions=1)
+    clients.ensure_topics(settings_for, {topic: True}, partitions=1)
     with producing(settings_for) as producer:
         for index, value in enumerate([{"SCORE": 1}, *(fields for fields, _reason in COLLIDING), {"Score": 7}]):
             producer.produce(topic, key=f"r{index}".encode(), value=orjson.dumps(value), partition=0)

@@ -9,9 +9,9 @@ import mysql.connector
 import pytest
 from support import run_script
 
-from lakehouse import permissions
 from lakehouse.catalog import FeedCatalog
 from lakehouse.errors import LakehouseError
+from lakehouse.governance import permissions
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 

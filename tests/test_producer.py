@@ -13,9 +13,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from support import ksqldb_average, run_script, unique
 
-from lakehouse import kafka_io
-from lakehouse.derive import DerivedTables
-from lakehouse.events import (
+from lakehouse.kafka import clients
+from lakehouse.produce.derive import DerivedTables
+from lakehouse.produce.events import (
     BLACKLISTED_CITIES,
     CURRENCIES,
     PAYMENT_METHODS,
@@ -25,7 +25,7 @@ from lakehouse.events import (
     generate_events,
     to_eur,
 )
-from lakehouse.producer import RecordSender
+from lakehouse.produce.producer import RecordSender
 from lakehouse.settings import Settings
 
 Record = tuple[int, int, bytes | None, bytes | None]  # partition, offset, key, value
@@ -46,9 +46,9 @@ CENT = Decimal("0.01")
 # ------------------------------------------------------------------ reading topics back
 def read_topic(settings: Settings, topic: str) -> list[Record]:
     """Every record of a (never compacted, non-transactional) topic, by partition and offset."""
-    consumer = kafka_io.consumer(settings, unique("test-read"))
+    consumer = clients.consumer(settings, unique("test-read"))
     try:
-        ends = kafka_io.end_offsets(consumer, topic, kafka_io.topic_partitions(settings, topic))
+        ends = clients.end_offsets(consumer, topic, clients.topic_partitions(settings, topic))
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end > 0])
         records: list[Record] = []
         deadline = time.monotonic() + 60
@@ -212,8 +212,8 @@ def test_derive_tables_continue_and_equal_the_aggregate_over_every_run(env: dict
         result = run_script("kafka_producer.py", "--derive", "--messages", "3000", "--seed", seed, "--users", users,
                             "--days", "2", "--start", start, env=env, check=True)
         assert result.stdout.strip().splitlines()[-1].startswith("sent 3000 events")
-        run_ends.append(kafka_io.topic_end_offsets(settings_for, settings_for.topic("transaction_stream")))
-        changelog_counts.append({name: sum(kafka_io.topic_end_offsets(settings_for, settings_for.topic(name)).values())
+        run_ends.append(clients.topic_end_offsets(settings_for, settings_for.topic("transaction_stream")))
+        changelog_counts.append({name: sum(clients.topic_end_offsets(settings_for, settings_for.topic(name)).values())
                                  for name in table_names})
 
     raw = read_topic(settings_for, settings_for.topic("transaction_stream"))
@@ -261,13 +261,13 @@ def test_derive_refuses_to_continue_when_its_buyer_state_disagrees(env: dict[str
                 b'{"PRODUCT_ID":"prod_0001","USER_ID":"user_99999"}', b"{}")
     sender.flush()
     table = settings_for.topic("product_purchase_counts")
-    before = sum(kafka_io.topic_end_offsets(settings_for, table).values())
+    before = sum(clients.topic_end_offsets(settings_for, table).values())
 
     result = run_script("kafka_producer.py", "--derive", "--messages", "500", "--seed", "2", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and "Traceback" not in result.stderr
     assert "buyer(s) of prod_0001" in result.stderr
-    assert sum(kafka_io.topic_end_offsets(settings_for, table).values()) == before  # nothing wrong was published
+    assert sum(clients.topic_end_offsets(settings_for, table).values()) == before  # nothing wrong was published
 
 
 # ------------------------------------------------------------------ --derive: the three streams

@@ -10,9 +10,11 @@ import pyarrow as pa
 import pytest
 from support import run_script
 
-from lakehouse import layout, retention, snapshots
+from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
-from lakehouse.metadata import FeedMetadata
+from lakehouse.governance import retention
+from lakehouse.lake import snapshots
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 

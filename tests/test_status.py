@@ -1,4 +1,4 @@
-"""`python data_lake_config.py status` and `python -m lakehouse.demo`: the summary, its reconciliation, n/a."""
+"""`python data_lake_config.py status` and `make demo`: the summary, its reconciliation, n/a."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ RECONCILIATION_LINES = 12  # 4 stream feeds + 4 tables x (warehouse vs lake, lak
 
 
 def run_demo(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lakehouse.demo", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "lakehouse.orchestration.demo", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=240)
 
 

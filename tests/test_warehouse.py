@@ -21,12 +21,12 @@ import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
 from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
-from lakehouse import kafka_io
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
-from lakehouse.events import GeneratorOptions, generate_events, to_eur
+from lakehouse.kafka import clients
+from lakehouse.lake.snapshots import write_snapshot
+from lakehouse.produce.events import GeneratorOptions, generate_events, to_eur
 from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
-from lakehouse.snapshots import write_snapshot
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import open_warehouse
 from lakehouse.warehouse.consumer import default_group_id
@@ -52,14 +52,14 @@ def init_lake(env: dict[str, str]) -> None:
 def produce(settings: Settings, topic: str, records: list[tuple[int, bytes, bytes | None]],
             transactional: bool = False) -> None:
     """(partition, key, value) records to a compacted topic of this test, in order."""
-    kafka_io.ensure_topics(settings, {settings.topic(topic): True})
+    clients.ensure_topics(settings, {settings.topic(topic): True})
     with producing(settings, transactional) as producer:
         for partition, key, value in records:
             producer.produce(settings.topic(topic), key=key, value=value, partition=partition)
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    return kafka_io.topic_end_offsets(settings, settings.topic(topic))
+    return clients.topic_end_offsets(settings, settings.topic(topic))
 
 
 def stored_offsets(settings: Settings, topic: str) -> dict[int, int]:
@@ -276,7 +276,7 @@ def test_until_end_waits_for_the_partitions_another_member_holds_then_reads_them
     records, by_partition = _summary_eur_changelog(keys=60, updates=6)
     produce(settings_for, "user_transaction_summary_eur", records)
     topic = "user_transaction_summary_eur"
-    member = IdleGroupMember(kafka_io.consumer(settings_for, default_group_id(settings_for)), settings_for.topic(topic))
+    member = IdleGroupMember(clients.consumer(settings_for, default_group_id(settings_for)), settings_for.topic(topic))
     try:
         wait_for(lambda: member.holds() == 6, 60, "the idle member holding the six partitions")
         process = subprocess.Popen([sys.executable, str(REPO / "kafka_consumer_warehouse.py"), "--feeds", topic,
@@ -329,7 +329,7 @@ def test_recreated_topic_is_detected_and_read_again_from_the_beginning(
     run_script("kafka_consumer_warehouse.py", "--feeds", "payment_method_totals", "--until-end", env=env, check=True)
     assert stored_offsets(settings_for, "payment_method_totals") == {0: 20}
 
-    kafka_io.delete_topics(settings_for, [settings_for.topic("payment_method_totals")])
+    clients.delete_topics(settings_for, [settings_for.topic("payment_method_totals")])
     changed = orjson.dumps({"TOTAL_AMOUNT_EUR": 99.5, "TRANSACTION_COUNT": 3, "AVG_AMOUNT_EUR": 33.1667})
     produce(settings_for, "payment_method_totals", [(0, b'"paypal"', changed), (0, b'"crypto_wallet"', changed)])
 

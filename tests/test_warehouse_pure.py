@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 from lakehouse.warehouse.automap import table_name
 from lakehouse.warehouse.upsert import tsv
 from lakehouse.warehouse.values import money, timestamp

@@ -20,7 +20,7 @@ from mysql.connector.cursor import MySQLCursor
 
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 from lakehouse.warehouse import upsert, values
 from lakehouse.warehouse.base import SNAPSHOT_COLUMNS, Key, Mapping, Snapshot
 from lakehouse.warehouse.connection import Warehouse

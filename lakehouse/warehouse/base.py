@@ -16,7 +16,7 @@ from datetime import date
 import pyarrow as pa
 from mysql.connector.cursor import MySQLCursor
 
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 from lakehouse.warehouse import upsert
 from lakehouse.warehouse.connection import Warehouse
 

@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from mysql.connector.cursor import MySQLCursor
 
-from lakehouse import kafka_io
 from lakehouse.catalog import Feed
+from lakehouse.kafka import clients
+from lakehouse.kafka.records import BadRecord, decode_table_record
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
-from lakehouse.records import BadRecord, decode_table_record
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.base import STREAMING_VERSION, Key, Mapping, Snapshot
@@ -150,7 +150,7 @@ class WarehouseConsumer:
 
     # ---------------------------------------------------------------- main loop
     def _consume(self) -> None:
-        self._consumer = kafka_io.consumer(self.settings, self.options.group_id, partition_ends=True)
+        self._consumer = clients.consumer(self.settings, self.options.group_id, partition_ends=True)
         topics = self._subscribable_topics()
         if not topics:
             return
@@ -171,7 +171,7 @@ class WarehouseConsumer:
         self._flush()
 
     def _subscribable_topics(self) -> list[str]:
-        existing = set(kafka_io.require_broker(self.settings).list_topics(timeout=kafka_io.CONNECT_TIMEOUT_S).topics)
+        existing = set(clients.require_broker(self.settings).list_topics(timeout=clients.CONNECT_TIMEOUT_S).topics)
         missing = sorted(set(self.routes) - existing)
         for topic in missing:
             self.warn(f"topic {topic} does not exist yet" +
@@ -180,8 +180,8 @@ class WarehouseConsumer:
             return sorted(self.routes)
         topics = sorted(set(self.routes) & existing)
         for topic in topics:
-            partitions = kafka_io.topic_partitions(self.settings, topic)
-            for partition, end in kafka_io.end_offsets(self._consumer, topic, partitions).items():
+            partitions = clients.topic_partitions(self.settings, topic)
+            for partition, end in clients.end_offsets(self._consumer, topic, partitions).items():
                 self._ends[(topic, partition)] = end
         return topics
 
@@ -227,7 +227,7 @@ class WarehouseConsumer:
             batch.quarantined.append(_quarantined(feed.name, message, str(exc)))
 
     def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
-        if kafka_io.is_partition_end(message):
+        if clients.is_partition_end(message):
             if tp in self._cursor:
                 self._cursor[tp] = max(self._cursor[tp], message.offset())
                 self._store_end(tp)

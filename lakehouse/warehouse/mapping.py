@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
-from lakehouse.records import BadRecord, normalize_columns
+from lakehouse.kafka.records import BadRecord, normalize_columns
 from lakehouse.settings import Settings
 from lakehouse.warehouse.automap import AutoMapping
 from lakehouse.warehouse.base import Mapping

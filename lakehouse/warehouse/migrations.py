@@ -19,6 +19,10 @@ from mysql.connector.cursor import MySQLCursor
 from lakehouse.errors import LakehouseError
 from lakehouse.warehouse.connection import Warehouse
 
+# The permission tables: made by `permissions_manager.py create-table` (lakehouse.governance.permissions), not by a
+# migration, and reserved from auto-mapping (warehouse.star.RESERVED_TABLES).
+PERMISSION_TABLES = ("data_lake_permissions", "data_lake_permissions_audit")
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _FILE_NAME = re.compile(r"V(\d{3,})__([a-z0-9_]+)\.sql")  # fullmatch
 _COMMENT = re.compile(r"--[^\n]*")

@@ -18,9 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mysql.connector.cursor import MySQLCursor
 
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 from lakehouse.warehouse import upsert, values
 from lakehouse.warehouse.base import SNAPSHOT_COLUMNS, Converted, Key, Mapping, Rows, Snapshot
+from lakehouse.warehouse.migrations import PERMISSION_TABLES
 from lakehouse.warehouse.upsert import TextTable
 from lakehouse.warehouse.values import Converter
 
@@ -272,7 +273,6 @@ def _curated() -> dict[str, StarMapping]:
 
 
 CURATED: dict[str, StarMapping] = _curated()
-PERMISSION_TABLES = ("data_lake_permissions", "data_lake_permissions_audit")  # lakehouse.permissions makes them
 # Tables the project owns: an auto-mapped feed may not take one of these names.
 RESERVED_TABLES = frozenset({
     "dim_users", "dim_payment_methods", "dim_products", "kafka_offsets", "sync_runs", "schema_version",

@@ -17,10 +17,11 @@ import orjson
 import pyarrow as pa
 from mysql.connector.cursor import MySQLCursor
 
-from lakehouse import kafka_io, ksqldb, snapshots
 from lakehouse.catalog import Feed
-from lakehouse.changelog import materialize_topic
 from lakehouse.errors import LakehouseError
+from lakehouse.kafka import clients, ksqldb
+from lakehouse.kafka.changelog import materialize_topic
+from lakehouse.lake import snapshots
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -91,7 +92,7 @@ def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
         rows: Rows = snapshots.read_snapshot(storage, feed.name, lake_version)  # validated column-wise, as is
         origin = f"lake v{lake_version}"
     elif source == "kafka":
-        if not kafka_io.topic_partitions(settings, settings.topic(feed.topic)):
+        if not clients.topic_partitions(settings, settings.topic(feed.topic)):
             return None
         rows = materialize_topic(settings, feed, quarantine).rows()
         origin = f"topic {settings.topic(feed.topic)}"

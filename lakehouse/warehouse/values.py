@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.events import parse_timestamp
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
+from lakehouse.produce.events import parse_timestamp
 
 BIGINT_MAX = 2**63 - 1
 # Column form of money: a float whose scaled value is below this has exactly one decimal with the column's

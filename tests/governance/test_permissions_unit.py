@@ -1,4 +1,4 @@
-"""The pure part of the permission semantics (lakehouse.permissions): levels, folder inheritance, expiry,
+"""The pure part of the permission semantics (lakehouse.governance.permissions): levels, folder inheritance, expiry,
 validation, and the decision over a user's grants (`decide`, which check_permission runs on the grants MySQL holds).
 
 Every time is pinned; grants are built in memory, no database.
@@ -10,9 +10,9 @@ from datetime import datetime
 
 import pytest
 
-from lakehouse import permissions
 from lakehouse.errors import LakehouseError
-from lakehouse.permissions import Grant
+from lakehouse.governance import permissions
+from lakehouse.governance.permissions import Grant
 
 NOW = datetime(2026, 9, 7, 12, 0, 0)
 ADA = "ada@example.com"

@@ -1,4 +1,4 @@
-"""Retention planning on a lake folder alone (lakehouse.retention): no script, no service, pinned dates.
+"""Retention planning on a lake folder alone (lakehouse.governance.retention): no script, no service, pinned dates.
 
 The date math of whole runs across leap days and year ends is in tests/test_retention.py; here: the cutoff itself,
 what a plan lists (paths, counts, reasons), table versions, quarantine, unsafe paths, and policy resolution.
@@ -14,10 +14,11 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from lakehouse import layout, retention
+from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata
+from lakehouse.governance import retention
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
 STREAM = "transaction_stream"

@@ -1,6 +1,6 @@
 """Decoding Kafka values into rows, and the quarantine reason of every bad one (no broker: values are bytes here).
 
-`lakehouse.records` decodes one value; `FeedDecoder` decodes a batch for a stream feed, fixing and evolving the
+`lakehouse.kafka.records` decodes one value; `FeedDecoder` decodes a batch for a stream feed, fixing and evolving the
 feed's schema in `_metadata/<feed>/feed.json` of a lake folder under tmp_path.
 """
 
@@ -12,11 +12,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from lakehouse import lake_schema, lake_writer
 from lakehouse.catalog import Feed
-from lakehouse.lake_consumer import FeedDecoder, record_schema
-from lakehouse.metadata import FeedMetadata
-from lakehouse.records import (
+from lakehouse.kafka.records import (
     MAX_VALUE_BYTES,
     BadRecord,
     decode_object,
@@ -24,6 +21,10 @@ from lakehouse.records import (
     normalize_columns,
     snake_case,
 )
+from lakehouse.lake import lineage
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.consumer import FeedDecoder, record_schema
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
 CONTRACT_FEED = Feed(name="payments", kind="stream", topic="payments", key_columns=["transaction_id"],
@@ -43,7 +44,7 @@ def decoder(tmp_path, feed: Feed = CONTRACT_FEED) -> FeedDecoder:
     return FeedDecoder(feed, FeedMetadata(LakeStorage(tmp_path), feed.name))
 
 
-# ---------------------------------------------------------------- one value: lakehouse.records
+# ---------------------------------------------------------------- one value: lakehouse.kafka.records
 @pytest.mark.parametrize(("raw", "reason"), [
     (None, "null value"),
     (b"\xff\xfe{}", "value is not valid UTF-8: invalid start byte at byte 0"),
@@ -243,7 +244,7 @@ def test_iso_text_whose_utc_instant_leaves_the_calendar_is_quarantined_not_lande
     assert good == [1, 2]
     assert bad == {0: f"timestamp: {timestamp!r} is outside the dates the lake can partition by (years 1 to 9999)"}
     # the rows kept go on to their day folders (a year-10000 day used to stop the consumer right here)
-    stamped, days, fallback = lake_writer.stamp_rows(table, "timestamp", "payments", pa.array([0, 0]), pa.array([1, 2]),
+    stamped, days, fallback = lineage.stamp_rows(table, "timestamp", "payments", pa.array([0, 0]), pa.array([1, 2]),
                                                      pa.array([0, 0], pa.int64()), datetime(2026, 9, 9, tzinfo=UTC))
-    assert sorted(lake_writer.split_by_partition_and_day(stamped, days, fallback)) == [
+    assert sorted(lineage.split_by_partition_and_day(stamped, days, fallback)) == [
         (0, date(2026, 9, 7)), (0, date(9999, 12, 31))]

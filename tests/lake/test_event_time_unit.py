@@ -1,4 +1,4 @@
-"""Event days and the Kafka-time fallback (lakehouse.lake_writer): which day folder a row lands in, and its event_time.
+"""Event days and the Kafka-time fallback (lakehouse.lake.commit): which day folder a row lands in, and its event_time.
 
 All times are pinned; KAFKA_MS is 2026-08-29T10:40:00Z, a day none of the events below has.
 """
@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from lakehouse import lake_writer
+from lakehouse.lake import commit, lineage
 
 KAFKA_MS = 1_788_000_000_000
 KAFKA_DAY = date(2026, 8, 29)
@@ -24,7 +24,7 @@ def millis(moment: datetime) -> int:
 def event_times(values: list, type_: pa.DataType | None = None) -> tuple[list, list]:
     """(epoch ms, fell back to Kafka time) for each value, with every Kafka record time KAFKA_MS."""
     column = pa.chunked_array([pa.array(values, type_)])
-    result, fallback = lake_writer.event_millis(column, pa.array([KAFKA_MS] * len(values), pa.int64()))
+    result, fallback = lineage.event_millis(column, pa.array([KAFKA_MS] * len(values), pa.int64()))
     return result.to_pylist(), fallback.to_pylist()
 
 
@@ -56,7 +56,7 @@ def test_an_unparsable_or_missing_time_falls_back_to_the_kafka_record_time(unpar
 
 
 def test_no_timestamp_column_or_a_non_time_type_uses_kafka_time_for_every_row() -> None:
-    result, fallback = lake_writer.event_millis(None, pa.array([KAFKA_MS, KAFKA_MS + 1]))
+    result, fallback = lineage.event_millis(None, pa.array([KAFKA_MS, KAFKA_MS + 1]))
     assert (result.to_pylist(), fallback.to_pylist()) == ([KAFKA_MS, KAFKA_MS + 1], [True, True])
     assert event_times([1.5, 2.5], pa.float64()) == ([KAFKA_MS, KAFKA_MS], [True, True])
 
@@ -71,17 +71,17 @@ def test_no_timestamp_column_or_a_non_time_type_uses_kafka_time_for_every_row() 
 ])
 def test_the_event_day_is_the_utc_date_of_the_event_time(text: str, day: date) -> None:
     result, _ = event_times([text])
-    assert lake_writer.days_of(pa.array(result, pa.int64())).to_pylist() == [day]
+    assert lineage.days_of(pa.array(result, pa.int64())).to_pylist() == [day]
 
 
 def test_days_of_epoch_milliseconds_around_1970_floor_to_the_utc_day() -> None:
-    days = lake_writer.days_of(pa.array([-1, 0, 86_399_999, 86_400_000], pa.int64())).to_pylist()
+    days = lineage.days_of(pa.array([-1, 0, 86_399_999, 86_400_000], pa.int64())).to_pylist()
     assert days == [date(1969, 12, 31), date(1970, 1, 1), date(1970, 1, 1), date(1970, 1, 2)]
 
 
 def stamped(timestamps: list, partitions: list[int], offsets: list[int], extra: dict | None = None):
     table = pa.table({"id": [f"e{offset}" for offset in offsets], "timestamp": timestamps, **(extra or {})})
-    return lake_writer.stamp_rows(table, "timestamp", "payments", pa.array(partitions), pa.array(offsets),
+    return lineage.stamp_rows(table, "timestamp", "payments", pa.array(partitions), pa.array(offsets),
                                   pa.array([KAFKA_MS] * len(offsets), pa.int64()), INGESTED_AT)
 
 
@@ -108,7 +108,7 @@ def test_a_source_column_named_event_time_is_replaced_in_place_by_the_typed_one(
 
 def test_with_event_time_goes_before_the_lineage_of_a_file_landed_without_it() -> None:
     old = pa.table({"id": ["a"], "_topic": ["t"], "_partition": pa.array([0], pa.int32())})
-    table = lake_writer.with_event_time(old, pa.array([86_400_000], pa.int64()))
+    table = lineage.with_event_time(old, pa.array([86_400_000], pa.int64()))
     assert table.column_names == ["id", "event_time", "_topic", "_partition"]
     assert table.column("event_time").to_pylist() == [datetime(1970, 1, 2, tzinfo=UTC)]
 
@@ -117,7 +117,7 @@ def test_rows_split_by_kafka_partition_and_event_day_in_offset_order_with_fallba
     table, days, fallback = stamped(
         ["2026-09-07T23:59:59.999Z", "2026-09-08T00:00:00.000Z", "bad", "2026-09-07T08:00:00Z", None],
         [0, 0, 0, 1, 0], [10, 11, 12, 20, 13])
-    groups = lake_writer.split_by_partition_and_day(table, days, fallback)
+    groups = lineage.split_by_partition_and_day(table, days, fallback)
     summary = {key: (group.column("_offset").to_pylist(), count) for key, (group, count) in groups.items()}
     assert summary == {
         (0, date(2026, 9, 7)): ([10], 0),
@@ -128,7 +128,7 @@ def test_rows_split_by_kafka_partition_and_event_day_in_offset_order_with_fallba
 
 
 def test_the_stream_file_of_a_batch_is_named_by_day_topic_partition_and_padded_first_offset() -> None:
-    assert lake_writer.stream_file("payments", date(2026, 9, 7), "payments", 3, 42) == (
+    assert commit.stream_file("payments", date(2026, 9, 7), "payments", 3, 42) == (
         "streams/payments/year=2026/month=9/day=7/payments+3+00000000000000000042.parquet")
 
 
@@ -145,4 +145,4 @@ def test_times_near_and_before_1970_get_their_exact_floored_millisecond(text: st
     result, fallback = event_times([text, "unparsable"])
     assert result == [expected_ms, KAFKA_MS]
     assert fallback == [False, True]
-    assert lake_writer.days_of(pa.array(result[:1], pa.int64())).to_pylist() == [day]
+    assert lineage.days_of(pa.array(result[:1], pa.int64())).to_pylist() == [day]

@@ -1,13 +1,13 @@
-"""Schema fixing and evolution of stream feeds (lakehouse.lake_schema): pure functions over pyarrow types."""
+"""Schema fixing and evolution of stream feeds (lakehouse.lake.schema): pure functions over pyarrow types."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
-from lakehouse import lake_schema
 from lakehouse.catalog import Feed
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
+from lakehouse.lake import schema as lake_schema
 
 ORDER = {"id": pa.string(), "amount": pa.int64()}
 

@@ -1,4 +1,4 @@
-"""The ksqlDB stand-in's pure logic (lakehouse.derive): derived stream rows and the four table aggregates.
+"""The ksqlDB stand-in's pure logic (lakehouse.produce.derive): derived stream rows and the four table aggregates.
 
 Expected values are worked out by hand from the events below (EUR rates: USD 0.92, GBP 1.17, EUR 1).
 """
@@ -10,8 +10,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from lakehouse import derive
 from lakehouse.errors import LakehouseError
+from lakehouse.produce import derive
 
 
 def book(quantity: int, unit_price: float = 5.0) -> dict:

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 from lakehouse.warehouse import values
 from lakehouse.warehouse.values import count, identifier, money, text, timestamp
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from lakehouse import layout
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata, utc_now_iso
+from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
 from lakehouse.storage import LakeStorage
 
 PART_FILE = "part-00000.parquet"

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse import export, lake_writer, layout
+from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
+from lakehouse.lake import commit, export, lineage
 from lakehouse.storage import LakeStorage, date_partition_dirs
 
 log = logging.getLogger(__name__)  # one line per change, so an operator sees how far a run got
@@ -65,7 +66,7 @@ def migrate(root: str, dry_run: bool = False) -> Migration:
     for topic, partition in _interrupted_commits(storage):
         result.commits_finished += 1
         if not dry_run:
-            lake_writer.recover_partition(storage, topic, partition)
+            commit.recover_partition(storage, topic, partition)
             log.info("finished the interrupted commit of %s+%d", topic, partition)
     # 2. day folders of streams and quarantine
     for feed_folder in _feed_folders(storage, layout.STREAMS) + _feed_folders(storage, layout.QUARANTINE):
@@ -96,7 +97,7 @@ def migrate(root: str, dry_run: bool = False) -> Migration:
 
 def _interrupted_commits(storage: LakeStorage) -> list[tuple[str, int]]:
     found = []
-    for name in storage.list_dir(f"{lake_writer.STAGING}/manifests"):
+    for name in storage.list_dir(f"{commit.STAGING}/manifests"):
         topic, _, partition = name.removesuffix(".json").rpartition("+")
         if topic and partition.isdigit():
             found.append((topic, int(partition)))
@@ -152,15 +153,15 @@ def _add_event_time(storage: LakeStorage, feed_folder: str, timestamp_field: str
         table = storage.read_parquet(stored.path)
         times = table.column(timestamp_field) if timestamp_field in table.column_names else None
         kafka_ms = table.column("_kafka_timestamp").cast(pa.int64())
-        millis, _fallback = lake_writer.event_millis(times, kafka_ms)
-        storage.write_parquet(stored.path, lake_writer.with_event_time(table, millis))
+        millis, _fallback = lineage.event_millis(times, kafka_ms)
+        storage.write_parquet(stored.path, lineage.with_event_time(table, millis))
         log.info("added event_time to %s", stored.path)
     return rewritten
 
 
 def _has_event_time(storage: LakeStorage, path: str) -> bool:
     with storage.fs.open_input_file(storage.full(path)) as handle:
-        return lake_writer.EVENT_TIME.name in pq.ParquetFile(handle).schema_arrow.names
+        return lineage.EVENT_TIME.name in pq.ParquetFile(handle).schema_arrow.names
 
 
 def _rename_versions(storage: LakeStorage, feed_folder: str, dry_run: bool) -> int:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from lakehouse import kafka_io
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
+from lakehouse.kafka import clients
+from lakehouse.kafka.records import BadRecord, decode_table_record
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
-from lakehouse.records import BadRecord, decode_table_record
 from lakehouse.settings import Settings
 
 _BATCH = 5_000
@@ -76,16 +76,16 @@ class ChangelogReader:
         self.quarantine = quarantine
         self.feeds_by_topic = {settings.topic(feed.topic): feed for feed in feeds}
         self.states = {feed.name: TableState(key_columns=list(feed.key_columns)) for feed in feeds}
-        self.consumer = kafka_io.consumer(settings, group_id=f"lakehouse-materialize-{uuid.uuid4().hex}",
+        self.consumer = clients.consumer(settings, group_id=f"lakehouse-materialize-{uuid.uuid4().hex}",
                                           partition_ends=True)
         self.ends: dict[tuple[str, int], int] = {}
         assignment = []
         for topic, feed in self.feeds_by_topic.items():
-            partitions = kafka_io.topic_partitions(settings, topic)
+            partitions = clients.topic_partitions(settings, topic)
             if not partitions:
                 self.consumer.close()
                 raise LakehouseError(f"topic {topic} of table feed {feed.name} does not exist")
-            for partition, end in kafka_io.end_offsets(self.consumer, topic, partitions).items():
+            for partition, end in clients.end_offsets(self.consumer, topic, partitions).items():
                 self.ends[(topic, partition)] = end
                 assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         self.pending = {tp for tp, end in self.ends.items() if end > 0}
@@ -98,7 +98,7 @@ class ChangelogReader:
             tp = (message.topic(), message.partition())
             # the end event, not the last record, says a partition is read: compaction may have removed the
             # records just below the end offset, or the partition may end in transaction markers
-            if kafka_io.is_partition_end(message):
+            if clients.is_partition_end(message):
                 if message.offset() >= self.ends[tp]:
                     self.pending.discard(tp)
                 continue

@@ -6,7 +6,7 @@ Each step is the command a user would type, echoed, then run as a subprocess wit
 (the seed is the run number, so ids never repeat), the consumers continue from their offsets, export
 writes a table version only when a table changed, sync adds a snapshot run, a grant is renewed.
 
-  python -m lakehouse.demo [--messages N] [--days D]
+  python -m lakehouse.orchestration.demo [--messages N] [--days D]
 """
 
 from __future__ import annotations
@@ -20,20 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse import cli, layout
+from lakehouse.governance.status import RAW_FEED, KafkaView
 from lakehouse.settings import Settings, load_settings
-from lakehouse.status import RAW_FEED, KafkaView
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = """
-  python -m lakehouse.demo                          # 20,000 events over 3 days, then every step
-  python -m lakehouse.demo --messages 2000 --days 2
+  python -m lakehouse.orchestration.demo                          # 20,000 events over 3 days, then every step
+  python -m lakehouse.orchestration.demo --messages 2000 --days 2
 """
 DEMO_USER = "analyst@example.com"
 RAW_FOLDER = layout.feed_dir("stream", RAW_FEED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = cli.parser("python -m lakehouse.demo", __doc__.split("\n\n")[0], EXAMPLES)
+    parser = cli.parser("python -m lakehouse.orchestration.demo", __doc__.split("\n\n")[0], EXAMPLES)
     parser.add_argument("--messages", type=int, default=20_000, help="events to produce (default %(default)s)")
     parser.add_argument("--days", type=int, default=3, help="spread them over this many days (default %(default)s)")
     args = parser.parse_args(argv)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import mysql.connector
 
-from lakehouse import kafka_io, ksqldb
 from lakehouse.catalog import DEFAULT_MAX_COLUMNS, KINDS, Feed, FeedCatalog, validate_feed, validate_name
 from lakehouse.errors import LakehouseError
-from lakehouse.records import snake_case
+from lakehouse.kafka import clients, ksqldb
+from lakehouse.kafka.records import snake_case
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.mapping import ensure_feed_table
@@ -101,7 +101,7 @@ def feed_from_ksqldb(settings: Settings, source: str, *, name: str | None = None
         timestamp_field=DEFAULT_TIMESTAMP_FIELD if DEFAULT_TIMESTAMP_FIELD in value_columns else None)
 
 
-def add_feed(settings: Settings, feed: Feed, partitions: int = kafka_io.DEFAULT_PARTITIONS) -> Onboarded:
+def add_feed(settings: Settings, feed: Feed, partitions: int = clients.DEFAULT_PARTITIONS) -> Onboarded:
     """Write the catalog entry, create the lake folder, the Kafka topic when missing (compacted for a table)
     and, for a table, the warehouse table."""
     catalog = catalog_for(settings)
@@ -109,7 +109,7 @@ def add_feed(settings: Settings, feed: Feed, partitions: int = kafka_io.DEFAULT_
     result = Onboarded(feed, feed.lake_dir)
     topic = settings.topic(feed.topic)
     try:
-        created = kafka_io.ensure_topics(settings, {topic: feed.kind == "table"}, partitions)
+        created = clients.ensure_topics(settings, {topic: feed.kind == "table"}, partitions)
         result.topic = f"created, {partitions} partitions" + (", compacted" if feed.kind == "table" else "") \
             if created else "already there"
     except LakehouseError as exc:

@@ -29,10 +29,10 @@ from typing import Generic, TypeVar
 import orjson
 
 from lakehouse.catalog import Feed, builtin_feeds
-from lakehouse.changelog import TableState, materialize_topic
 from lakehouse.errors import LakehouseError
-from lakehouse.events import BLACKLISTED_CITIES, parse_timestamp, to_eur
-from lakehouse.records import BadRecord
+from lakehouse.kafka.changelog import TableState, materialize_topic
+from lakehouse.kafka.records import BadRecord
+from lakehouse.produce.events import BLACKLISTED_CITIES, parse_timestamp, to_eur
 from lakehouse.settings import Settings
 
 FLATTENED = "transaction_flattened"

@@ -27,7 +27,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import Connection, connect
-from lakehouse.warehouse.star import PERMISSION_TABLES
+from lakehouse.warehouse.migrations import PERMISSION_TABLES
 
 LEVELS = ("read", "write", "admin")  # each level includes the ones before it
 ROOT_FOLDER = "."

@@ -23,7 +23,7 @@ import schedule
 
 from lakehouse import layout
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import utc_now_iso
+from lakehouse.lake.metadata import utc_now_iso
 from lakehouse.storage import LakeStorage
 
 HISTORY_LOG = layout.log_file("orchestrator_runs.jsonl")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 
 from lakehouse.catalog import Feed
-from lakehouse.records import BadRecord
+from lakehouse.kafka.records import BadRecord
 
 Schema = dict[str, pa.DataType]
 

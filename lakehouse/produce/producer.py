@@ -18,10 +18,17 @@ import orjson
 from confluent_kafka import KafkaError, Message
 from tqdm import tqdm
 
-from lakehouse import kafka_io
-from lakehouse.derive import BUYERS_STATE_TOPIC, STREAM_TOPICS, TABLE_TOPICS, DerivedTables, stream_key, stream_rows
 from lakehouse.errors import LakehouseError
-from lakehouse.events import GeneratorOptions, generate_events, serialize
+from lakehouse.kafka import clients
+from lakehouse.produce.derive import (
+    BUYERS_STATE_TOPIC,
+    STREAM_TOPICS,
+    TABLE_TOPICS,
+    DerivedTables,
+    stream_key,
+    stream_rows,
+)
+from lakehouse.produce.events import GeneratorOptions, generate_events, serialize
 from lakehouse.settings import Settings
 
 RAW_TOPIC = "transaction_stream"
@@ -34,7 +41,7 @@ class ProduceOptions:
     topic: str = RAW_TOPIC  # catalog name; the settings' topic prefix is added
     rate: float = 0.0  # events per second, 0 = as fast as possible
     derive: bool = False
-    partitions: int = kafka_io.DEFAULT_PARTITIONS
+    partitions: int = clients.DEFAULT_PARTITIONS
     progress: bool = False
 
 
@@ -67,7 +74,7 @@ class RecordSender:
         self.keep_values_of = keep_values_of
         self.values: deque[bytes] = deque()  # confirmed values of `keep_values_of`, in delivery order
         # murmur2 like the Java clients and ksqlDB: a key lands in the same partition whoever writes it.
-        self.producer = kafka_io.producer(
+        self.producer = clients.producer(
             settings, on_delivery=self._on_delivery, partitioner="murmur2_random",
             **{"delivery.report.only.error": keep_values_of is None}, **overrides)
 
@@ -134,7 +141,7 @@ class Deriver:
     def __init__(self, settings: Settings, sender: RecordSender) -> None:
         self.sender = sender
         self.topics = {name: settings.topic(name) for name in derived_topics()}
-        kafka_io.wait_until_readable(settings, [self.topics[name] for name in (*TABLE_TOPICS, BUYERS_STATE_TOPIC)])
+        clients.wait_until_readable(settings, [self.topics[name] for name in (*TABLE_TOPICS, BUYERS_STATE_TOPIC)])
         self.tables = DerivedTables.load(settings)
 
     def drain(self) -> None:
@@ -160,12 +167,12 @@ class Deriver:
             self.sender.flush()
 
 
-def derive_values(settings: Settings, values: Iterable[bytes], partitions: int = kafka_io.DEFAULT_PARTITIONS) -> int:
+def derive_values(settings: Settings, values: Iterable[bytes], partitions: int = clients.DEFAULT_PARTITIONS) -> int:
     """Derive raw event values already confirmed in the raw topic (the orchestrator's parallel shards).
 
     Returns the derived records delivered; any delivery failure raises.
     """
-    kafka_io.ensure_topics(settings, {settings.topic(name): compacted for name, compacted in derived_topics().items()},
+    clients.ensure_topics(settings, {settings.topic(name): compacted for name, compacted in derived_topics().items()},
                            partitions)
     sender = RecordSender(settings)
     deriver = Deriver(settings, sender)
@@ -188,7 +195,7 @@ def produce_events(settings: Settings, generator: GeneratorOptions, options: Pro
     """Create the topics, produce the generated events (and with `derive`, the derived feeds); report."""
     raw_topic = settings.topic(options.topic)
     wanted = {options.topic: False, **(derived_topics() if options.derive else {})}
-    kafka_io.ensure_topics(settings, {settings.topic(name): compacted for name, compacted in wanted.items()},
+    clients.ensure_topics(settings, {settings.topic(name): compacted for name, compacted in wanted.items()},
                            options.partitions)
     sender = RecordSender(settings, keep_values_of=raw_topic if options.derive else None)
     deriver = Deriver(settings, sender) if options.derive else None

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.records import normalize_columns, snake_case
+from lakehouse.kafka.records import normalize_columns, snake_case
 from lakehouse.settings import Settings
 
 CONTENT_TYPE = "application/vnd.ksql.v1+json"

@@ -3,7 +3,7 @@
 Records are consumed in batches and decoded into Arrow in bulk (pyarrow's JSON reader, with the feed's
 fixed schema); a batch the bulk reader cannot take as it is (a bad record, a new field) is decoded record
 by record, which quarantines the bad ones with their reason and evolves the schema. Good rows wait in one
-buffer per (topic, partition, event day). A checkpoint lands every buffer with lakehouse.lake_writer's
+buffer per (topic, partition, event day). A checkpoint lands every buffer with lakehouse.lake.commit's
 commit protocol; it runs at --flush-size records, --flush-interval seconds (idle topics included), when
 too many buffers are open, on revoke and on stop. The lake metadata offsets are the source of truth:
 each assigned partition first completes its interrupted commit, then seeks to its landed offset.
@@ -27,16 +27,19 @@ import pyarrow.json as pa_json
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
-from lakehouse import kafka_io, lake_schema, lake_writer, layout
+from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog, validate_name
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata, utc_now_iso
+from lakehouse.kafka import clients
+from lakehouse.kafka.records import MAX_VALUE_BYTES, BadRecord, decode_object, snake_case
+from lakehouse.lake import commit, lineage
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
+from lakehouse.lake.tables import TableLander
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
-from lakehouse.records import MAX_VALUE_BYTES, BadRecord, decode_object, snake_case
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
-from lakehouse.table_landing import TableLander
-from lakehouse.tables import render
+from lakehouse.text_table import render
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ def feed_for_topic(settings: Settings, catalog: FeedCatalog, topic: str) -> Feed
     feed = catalog.by_topic(name)
     if feed is not None:
         return feed
-    if not kafka_io.topic_partitions(settings, topic):
+    if not clients.topic_partitions(settings, topic):
         raise LakehouseError(f"topic {topic!r} does not exist in Kafka")
     feed = Feed(name=validate_name(snake_case(name), f"feed name for topic {topic!r}"), kind="stream",
                 topic=name, timestamp_field="timestamp", description=f"registered by the lake consumer from {topic}")
@@ -130,7 +133,7 @@ def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
     """Land the given feeds until the run's bound (or `stop`); returns what this run did.
 
     Stream feeds go through a consumer of the group; table feeds are materialized from their changelog
-    topics into versioned snapshots (lakehouse.table_landing), in a thread beside the streams.
+    topics into versioned snapshots (lakehouse.lake.tables), in a thread beside the streams.
     """
     stop = stop or threading.Event()
     streams = [f for f in feeds if f.kind == "stream"]
@@ -222,7 +225,7 @@ class FeedDecoder:
             if not pc.any(edge).as_py():
                 return table, good, bad
             # unparsable text falls back to the Kafka time later: 0 here keeps it in the calendar
-            millis, shown = lake_writer.event_millis(times, pa.repeat(pa.scalar(0, pa.int64()), len(times)))[0], "{!r}"
+            millis, shown = lineage.event_millis(times, pa.repeat(pa.scalar(0, pa.int64()), len(times)))[0], "{!r}"
         else:
             return table, good, bad
         dateless = pc.fill_null(pc.or_(pc.less(millis, _FIRST_DATED_MS), pc.greater_equal(millis, _END_DATED_MS)),
@@ -383,7 +386,7 @@ class StreamLander:
                          for topic, feed in self.feeds.items()}
         self.summary = LandingSummary(feeds={feed.name: FeedTotals() for feed in feeds})
         self.quarantine = QuarantineWriter(self.storage)
-        self.consumer: Consumer = kafka_io.consumer(settings, options.group_id, partition_ends=True)
+        self.consumer: Consumer = clients.consumer(settings, options.group_id, partition_ends=True)
         self.settings = settings
         self.buffers: dict[tuple[str, int, date], DayBuffer] = {}
         self.partitions: dict[tuple[str, int], PartitionProgress] = {}
@@ -421,7 +424,7 @@ class StreamLander:
     def _existing_topics(self) -> list[str]:
         topics = []
         for topic in self.feeds:
-            partitions = kafka_io.topic_partitions(self.settings, topic)
+            partitions = clients.topic_partitions(self.settings, topic)
             if not partitions:
                 log.warning("topic %s (feed %s) does not exist yet; skipped", topic, self.feeds[topic].name)
                 self.summary.skipped_topics.append(topic)
@@ -429,7 +432,7 @@ class StreamLander:
             topics.append(topic)
             for partition in partitions:
                 self.watermarks[(topic, partition)] = self.consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=kafka_io.CONNECT_TIMEOUT_S)
+                    TopicPartition(topic, partition), timeout=clients.CONNECT_TIMEOUT_S)
         if not topics:
             raise LakehouseError(f"none of the topics exists: {', '.join(self.feeds)}")
         return topics
@@ -491,7 +494,7 @@ class StreamLander:
         for topic, group in _group_by_topic(records).items():
             self._handle_topic(topic, group)
         for event in events:  # after the records: an end event follows the records before it
-            if kafka_io.is_partition_end(event):
+            if clients.is_partition_end(event):
                 self._reached_partition_end(event)
             else:
                 log.warning("Kafka: %s", event.error().str())
@@ -550,10 +553,10 @@ class StreamLander:
         progress.counts["quarantined"] += 1
 
     def _buffer(self, topic: str, feed: Feed, table: pa.Table, lineage: pa.Table) -> None:
-        table, days, fallback = lake_writer.stamp_rows(
+        table, days, fallback = lineage.stamp_rows(
             table, feed.timestamp_field, topic, lineage.column("partition"), lineage.column("offset"),
             lineage.column("timestamp"), datetime.now(UTC))
-        for (partition, day), (rows, fallbacks) in lake_writer.split_by_partition_and_day(
+        for (partition, day), (rows, fallbacks) in lineage.split_by_partition_and_day(
                 table, days, fallback).items():
             buffer = self.buffers.get((topic, partition, day))
             if buffer is None:
@@ -570,7 +573,7 @@ class StreamLander:
         pending = {key: p for key, p in self.partitions.items() if p.pending}
         if not pending:
             return
-        commits = {key: lake_writer.PartitionCommit(
+        commits = {key: commit.PartitionCommit(
             feed=p.feed.name, topic=p.topic, partition=p.partition,
             start_offset=p.start_offset, next_offset=p.next_offset)
             for key, p in pending.items()}
@@ -580,13 +583,13 @@ class StreamLander:
         for (_feed, topic, partition), (path, table) in self.quarantine.drain().items():
             commits[(topic, partition)].stage(self.storage, path, table)
         for (topic, partition, day), buffer in self.buffers.items():
-            schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lake_writer.LANDED])
+            schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lineage.LANDED])
             table = pa.concat_tables([lake_schema.conform(t, schema) for t in buffer.tables])
-            commits[(topic, partition)].stage(self.storage, lake_writer.stream_file(
+            commits[(topic, partition)].stage(self.storage, commit.stream_file(
                 self.feeds[topic].name, day, topic, partition, buffer.first_offset), table)
         for key, item in commits.items():
             item.counts = {**pending[key].counts, "files": len(item.renames)}
-        fenced = {(item.topic, item.partition) for item in lake_writer.commit(self.storage, commits.values())}
+        fenced = {(item.topic, item.partition) for item in commit.commit_partitions(self.storage, commits.values())}
         for key in fenced:
             self._read_again(pending.pop(key))
         self.buffers.clear()
@@ -608,10 +611,10 @@ class StreamLander:
             log.warning("could not seek %s[%d]: %s", progress.topic, progress.partition, exc)
 
     def _after_commit(self, landed: dict[tuple[str, int], PartitionProgress],
-                      commits: dict[tuple[str, int], lake_writer.PartitionCommit]) -> None:
+                      commits: dict[tuple[str, int], commit.PartitionCommit]) -> None:
         for key, progress in landed.items():
             totals = self.summary.feeds[progress.feed.name]
-            for name in lake_writer.COUNTERS:
+            for name in commit.COUNTERS:
                 setattr(totals, name, getattr(totals, name) + commits[key].counts.get(name, 0))
             progress.counts = Counter()
             progress.bad = []
@@ -628,7 +631,7 @@ class StreamLander:
         def change(document: dict) -> None:
             record_schema(document, schema)
             states = metadata.partition_states()
-            document["counts"] = {name: sum(int(s.get(name, 0)) for s in states) for name in lake_writer.COUNTERS}
+            document["counts"] = {name: sum(int(s.get(name, 0)) for s in states) for name in commit.COUNTERS}
 
         metadata.update(change)
 
@@ -642,7 +645,7 @@ class StreamLander:
     # ---------------------------------------------------------------- rebalancing
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
-            recovered = lake_writer.recover_partition(self.storage, tp.topic, tp.partition)
+            recovered = commit.recover_partition(self.storage, tp.topic, tp.partition)
             if recovered is not None:
                 log.info("completed the interrupted commit of %s[%d]", tp.topic, tp.partition)
         starts = self._start_offsets(assigned)
@@ -673,7 +676,7 @@ class StreamLander:
         starts = {}
         for tp in assigned:
             low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                            timeout=kafka_io.CONNECT_TIMEOUT_S)
+                                                            timeout=clients.CONNECT_TIMEOUT_S)
             start = landed.get((tp.topic, tp.partition), low)
             if start > high:
                 raise LakehouseError(
@@ -763,6 +766,6 @@ def reconcile(storage: LakeStorage, feeds: list[Feed]) -> list[Reconciliation]:
                    for target, totals in metadata.read().get("retention", {}).items()}
         results.append(Reconciliation(
             feed.name, sum(int(s.get("consumed", 0)) for s in metadata.partition_states()),
-            lake_writer.landed_rows(storage, feed.name) + retired.get("stream", 0),
+            commit.landed_rows(storage, feed.name) + retired.get("stream", 0),
             quarantined + retired.get("quarantine", 0), sum(retired.values())))
     return results

@@ -2,7 +2,7 @@
 
 The consumer reads each table topic from the beginning (compacted topics stay small), keeps the
 latest value per key (a tombstone deletes it) and, once it has caught up with the end offsets seen at
-start, writes a complete `version=N` through lakehouse.snapshots: only when the table changed, at most
+start, writes a complete `version=N` through lakehouse.lake.snapshots: only when the table changed, at most
 once per snapshot interval, and a final one when it stops. A half-read table is never published.
 
 Several copies of the consumer each materialize every table feed, but only one at a time publishes a feed
@@ -18,13 +18,14 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from lakehouse import kafka_io, layout
+from lakehouse import layout
 from lakehouse.catalog import Feed
-from lakehouse.changelog import ChangelogReader
-from lakehouse.metadata import FeedMetadata
+from lakehouse.kafka import clients
+from lakehouse.kafka.changelog import ChangelogReader
+from lakehouse.lake.metadata import FeedMetadata
+from lakehouse.lake.snapshots import SnapshotResult, current_version, write_snapshot
 from lakehouse.quarantine import QuarantineWriter
 from lakehouse.settings import Settings
-from lakehouse.snapshots import SnapshotResult, current_version, write_snapshot
 from lakehouse.storage import LakeStorage
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TableLander:
         self._publishing: set[str] = set()
 
     def _topic_exists(self, feed: Feed) -> bool:
-        if kafka_io.topic_partitions(self.settings, self.settings.topic(feed.topic)):
+        if clients.topic_partitions(self.settings, self.settings.topic(feed.topic)):
             return True
         log.warning("table feed %s: topic %s does not exist yet; skipped", feed.name, self.settings.topic(feed.topic))
         return False

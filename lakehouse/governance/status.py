@@ -24,13 +24,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from lakehouse import kafka_io, lake_schema, lake_writer, layout, snapshots
+from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata
+from lakehouse.kafka import clients
+from lakehouse.lake import commit, snapshots
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
-from lakehouse.tables import render
+from lakehouse.text_table import render
 from lakehouse.warehouse.connection import connect, describe
 from lakehouse.warehouse.consumer import default_group_id
 from lakehouse.warehouse.upsert import quote
@@ -142,9 +145,9 @@ class KafkaView:
         self.error: str | None = None
         self.consumer: Consumer | None = None
         try:
-            kafka_io.require_broker(settings, timeout=5.0)
+            clients.require_broker(settings, timeout=5.0)
             # Only reads watermarks: never subscribes nor commits, so the group is never created.
-            self.consumer = kafka_io.consumer(settings, f"lakehouse-status-{uuid.uuid4().hex[:8]}")
+            self.consumer = clients.consumer(settings, f"lakehouse-status-{uuid.uuid4().hex[:8]}")
         except LakehouseError as exc:
             self.error = f"Kafka: {exc}"
 
@@ -160,7 +163,7 @@ class KafkaView:
         if self.consumer is None:
             return None
         try:
-            partitions = kafka_io.topic_partitions(self.settings, topic)
+            partitions = clients.topic_partitions(self.settings, topic)
             return {p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0)
                     for p in partitions} or None
         except (KafkaException, LakehouseError):
@@ -321,7 +324,7 @@ def _raw_event_totals(storage: LakeStorage) -> Callable[[str], Totals | None] | 
 
     EUR money is not recomputed (it needs the per-event conversion); counts are. None: no raw rows yet.
     """
-    files = [storage.full(path) for path in lake_writer.stream_files(storage, RAW_FEED)]
+    files = [storage.full(path) for path in commit.stream_files(storage, RAW_FEED)]
     if not files:
         return None
     # the feed's schema spans files written before it evolved (a column added, an integer widened to double)

@@ -1,7 +1,7 @@
 """Export feeds to the lake on demand: tables as new snapshot versions, streams by date.
 
 Tables: the rows come from ksqlDB (a pull query) or from the changelog topic (materialized), and are written
-through lakehouse.snapshots: a new version=N only when the content changed, atomically.
+through lakehouse.lake.snapshots: a new version=N only when the content changed, atomically.
 
 Streams always come from their Kafka topic, through the lake consumer's writer and offset bookkeeping, so an
 export and the consumer never land a record twice (a pull query over a ksqlDB stream carries no offsets and
@@ -20,18 +20,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from lakehouse import kafka_io, ksqldb, lake_consumer, lake_schema, lake_writer, layout
+from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
-from lakehouse.changelog import materialize_topic
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata
+from lakehouse.kafka import clients, ksqldb
+from lakehouse.kafka.changelog import materialize_topic
+from lakehouse.lake import commit, lineage
+from lakehouse.lake import consumer as lake_consumer
+from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.metadata import FeedMetadata
+from lakehouse.lake.snapshots import content_hash, planned_version, rows_to_table, write_snapshot
 from lakehouse.quarantine import QuarantineWriter
 from lakehouse.settings import Settings
-from lakehouse.snapshots import content_hash, planned_version, rows_to_table, write_snapshot
 from lakehouse.storage import LakeStorage
 
 SOURCES = ("ksqldb", "kafka")
-BACKFILL_STAGING = f"{lake_writer.STAGING}/backfill"  # readers never look under _staging
+BACKFILL_STAGING = f"{commit.STAGING}/backfill"  # readers never look under _staging
 _READ_BATCH = 10_000
 _MAX_IDLE_POLLS = 30  # one-second polls without a record while records are still expected
 
@@ -201,7 +205,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     if feed.storage_mode == "ignore" and storage.list_dir(day_dir):
         raise LakehouseError(f"stream {feed.name} has storage mode ignore: {day_dir} exists and is never rewritten")
     landed = FeedMetadata(storage, feed.name).offsets(topic)
-    partitions = kafka_io.topic_partitions(settings, topic)
+    partitions = clients.topic_partitions(settings, topic)
     if not partitions:
         raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
     metadata = _ReadOnlyMetadata(storage, feed.name) if dry_run else FeedMetadata(storage, feed.name)
@@ -211,7 +215,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     for table, days, bad_in_batch in _decoded(settings, decoder, topic, start, landed):
         bad += bad_in_batch
         tables.append(table.filter(pc.equal(days, pa.scalar(day, pa.date32()))))
-    schema = pa.unify_schemas([decoder.arrow_schema, lake_writer.LANDED])
+    schema = pa.unify_schemas([decoder.arrow_schema, lineage.LANDED])
     rebuilt = pa.concat_tables([lake_schema.conform(t, schema) for t in tables]) if tables else schema.empty_table()
     rebuilt = rebuilt.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
     kept = [name for name in storage.list_dir(day_dir) if _landed_after(name, topic, landed)]
@@ -276,7 +280,7 @@ def _rows_in(storage: LakeStorage, folder: str) -> int:
 
 # ---------------------------------------------------------------------- reading a bounded range
 def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    ends = kafka_io.topic_end_offsets(settings, topic)
+    ends = clients.topic_end_offsets(settings, topic)
     if not ends:
         raise LakehouseError(f"topic {topic} does not exist")
     return ends
@@ -289,7 +293,7 @@ def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str,
     for messages in _read_range(settings, topic, start, stop):
         table, good, bad = decoder.decode([m.value() for m in messages])
         kept = messages if good is None else [messages[index] for index in good]
-        table, days, _fallbacks = lake_writer.stamp_rows(
+        table, days, _fallbacks = lineage.stamp_rows(
             table, feed.timestamp_field, topic, pa.array([m.partition() for m in kept], pa.int32()),
             pa.array([m.offset() for m in kept], pa.int64()), pa.array([m.timestamp()[1] for m in kept], pa.int64()),
             datetime.now(UTC))
@@ -299,12 +303,12 @@ def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str,
 def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
                 stop: dict[int, int]) -> Iterator[list[Message]]:
     """Records of `topic` from `start` (None: the beginning) up to, not including, `stop`, per partition."""
-    client = kafka_io.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}", partition_ends=True)
+    client = clients.consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}", partition_ends=True)
     try:
         pending = {}
         for partition, end in stop.items():
             low, _high = client.get_watermark_offsets(TopicPartition(topic, partition),
-                                                      timeout=kafka_io.CONNECT_TIMEOUT_S)
+                                                      timeout=clients.CONNECT_TIMEOUT_S)
             first = max(low, start.get(partition) or 0)
             if first < end:
                 pending[partition] = end
@@ -320,7 +324,7 @@ def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
             wanted = []
             for message in messages:
                 end = pending.get(message.partition())
-                if kafka_io.is_partition_end(message):  # the bound may lie past transaction markers
+                if clients.is_partition_end(message):  # the bound may lie past transaction markers
                     done = end is not None and message.offset() >= end
                 elif message.error() is not None:
                     raise LakehouseError(f"reading {topic}: {message.error().str()}")
@@ -352,7 +356,7 @@ def export_feeds(settings: Settings, storage: LakeStorage, feeds: list[Feed], so
             "offsets to share with the lake consumer")
     for feed in feeds:
         reads_kafka = feed.kind == "stream" or source == "kafka"
-        if skip_missing and reads_kafka and not kafka_io.topic_partitions(settings, settings.topic(feed.topic)):
+        if skip_missing and reads_kafka and not clients.topic_partitions(settings, settings.topic(feed.topic)):
             say(f"{feed.kind} {feed.name}: skipped, topic {settings.topic(feed.topic)} does not exist yet")
             continue
         say(_export_one(settings, storage, feed, source, day, dry_run))

@@ -23,13 +23,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from lakehouse import export, kafka_io, retention, snapshots
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.events import GeneratorOptions
-from lakehouse.producer import ProduceOptions, derive_values, event_records, produce_events
+from lakehouse.governance import retention
+from lakehouse.kafka import clients
+from lakehouse.kafka.records import BadRecord
+from lakehouse.lake import export, snapshots
+from lakehouse.produce.events import GeneratorOptions
+from lakehouse.produce.producer import ProduceOptions, derive_values, event_records, produce_events
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
-from lakehouse.records import BadRecord
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse import upsert
@@ -155,7 +157,7 @@ class ExportFeed(SettingsDoFn):
     """New records of a stream (from its landed offsets, the consumer's commit protocol) or a new table version."""
 
     def process(self, feed: Feed) -> Iterable[str]:
-        if not kafka_io.topic_partitions(self.settings, self.settings.topic(feed.topic)):
+        if not clients.topic_partitions(self.settings, self.settings.topic(feed.topic)):
             yield f"{feed.kind} {feed.name}: skipped, its topic does not exist yet"
             return
         if feed.kind == "stream":

@@ -24,10 +24,11 @@ from datetime import date, timedelta
 import orjson
 import pyarrow as pa
 
-from lakehouse import layout, snapshots
+from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.metadata import FeedMetadata, utc_now_iso
+from lakehouse.lake import snapshots
+from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
 from lakehouse.storage import LakeStorage, date_partition_dirs
 
 DEFAULT_QUARANTINE_DAYS = 30
