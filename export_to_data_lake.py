@@ -9,6 +9,7 @@ from datetime import date
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
+from lakehouse.errors import LakehouseError
 from lakehouse.lake import export
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
@@ -39,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = load_settings()
     storage = LakeStorage(settings.data_lake_root)
-    feeds = export.select_feeds(FeedCatalog(storage), args.stream, args.table)
+    named = args.stream or args.table
+    feeds = FeedCatalog(storage).select(names=[named] if named else (), kind="stream" if args.stream else
+                                        "table" if args.table else None)
+    if not feeds:
+        raise LakehouseError("no active feeds in the catalog (run: python data_lake_config.py init)")
     source, why = export.choose_source(settings, args.source)
     print(why)
     export.export_feeds(settings, storage, feeds, source, day=args.date, dry_run=args.dry_run,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, land, reconcile, select_feeds
+from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, feeds_to_land, land, reconcile
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_reconciliation(storage, args.feeds)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    feeds = select_feeds(settings, storage, args.feeds, args.topics)
+    feeds = feeds_to_land(settings, storage, args.feeds, args.topics)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

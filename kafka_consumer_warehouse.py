@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from lakehouse import cli
+from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import load_settings
+from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import describe
 from lakehouse.warehouse.consumer import ConsumerOptions, ConsumerSummary, WarehouseConsumer, default_group_id
-from lakehouse.warehouse.feeds import select_feeds
 
 EXAMPLES = """
   python kafka_consumer_warehouse.py                       # every enabled table feed, runs until SIGTERM
@@ -30,7 +31,8 @@ EXAMPLES = """
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    feeds = select_feeds(settings, names=args.feeds, topics=args.topics)
+    feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).select(
+        names=args.feeds or (), topics=args.topics or (), kind="table", topic_prefix=settings.topic_prefix)
     if not feeds:
         print("no active table feed to consume (see: python data_lake_config.py show)")
         return 1

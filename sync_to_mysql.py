@@ -12,9 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from lakehouse import cli
+from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import load_settings
+from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import describe
-from lakehouse.warehouse.feeds import select_feeds
 from lakehouse.warehouse.sync import SOURCES, sync
 
 EXAMPLES = """
@@ -29,7 +30,8 @@ EXAMPLES = """
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    feeds = select_feeds(settings, names=[args.table] if args.table else None)
+    feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).select(names=[args.table] if args.table else (),
+                                                                   kind="table")
     result = sync(settings, feeds, source=args.source, version=args.version,
                   warn=lambda text: print(f"warning: {text}", file=sys.stderr))
     print(f"snapshot version {result.version} ({result.day}) from {result.source} into {describe(settings)}:")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from lakehouse import layout
@@ -185,6 +186,23 @@ class FeedCatalog:
             raise LakehouseError(f"unknown feed {name!r}; known feeds: {known}")
         return feed
 
+    def select(self, names: Sequence[str] = (), topics: Sequence[str] = (), kind: str | None = None,
+               topic_prefix: str = "") -> list[Feed]:
+        """The feeds a script works on: the ones named (feed name or warehouse table) or reading the given Kafka
+        topics (catalog name, or with the environment's `topic_prefix`), each checked to be of `kind` and active;
+        with neither, every active feed of `kind`, by kind and name (empty when there is none). What cannot be
+        chosen is one error line."""
+        feeds = self.list()
+        if not feeds:
+            raise LakehouseError(f"the feed catalog in {self.storage.root} is empty; "
+                                 "run: python data_lake_config.py init")
+        if not names and not topics:
+            return sorted((f for f in feeds if f.active and kind in (None, f.kind)), key=lambda f: (f.kind, f.name))
+        chosen = [_choose(feeds, name, kind, "feed", lambda f: (f.name, f.warehouse_table)) for name in names]
+        chosen += [_choose(feeds, topic, kind, "topic", lambda f: (f.topic, topic_prefix + f.topic))
+                   for topic in topics]
+        return list({feed.name: feed for feed in chosen}.values())
+
     def by_topic(self, topic: str) -> Feed | None:
         return next((f for f in self.list() if f.topic == topic), None)
 
@@ -239,3 +257,18 @@ def _report_once(problem: str) -> None:
     if problem not in _reported:
         _reported.add(problem)
         log.warning("%s", problem)
+
+
+def _choose(feeds: list[Feed], wanted: str, kind: str | None, what: str,
+            aliases: Callable[[Feed], tuple]) -> Feed:
+    """The feed one of whose `aliases` is `wanted`, if it is of `kind` and active."""
+    feed = next((f for f in feeds if wanted in aliases(f)), None)
+    if feed is None:
+        known = sorted(f.name if what == "feed" else f.topic for f in feeds if kind in (None, f.kind))
+        raise LakehouseError(f"unknown {what} {wanted!r}; known {what}s: {', '.join(known) or 'none'}")
+    if kind is not None and feed.kind != kind:
+        raise LakehouseError(f"{feed.name} is a {feed.kind} feed, not a {kind} feed")
+    if not feed.active:
+        raise LakehouseError(f"feed {feed.name} is {feed.status}; enable it first "
+                             f"(python manage_feeds.py enable {feed.name})")
+    return feed

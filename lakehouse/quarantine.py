@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import orjson
 import pyarrow as pa
 
 from lakehouse import layout
 from lakehouse.storage import LakeStorage
+
+if TYPE_CHECKING:
+    from confluent_kafka import Message
 
 SCHEMA = pa.schema([
     ("feed", pa.string()),
@@ -39,6 +44,22 @@ class QuarantinedRecord:
     raw_key: bytes | None
     raw_value: bytes | None
     reason: str
+
+    @classmethod
+    def of_message(cls, feed: str, message: Message, reason: str) -> QuarantinedRecord:
+        """A Kafka record, kept as received with its coordinates."""
+        return cls(feed=feed, topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                   kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(),
+                   reason=reason)
+
+    @classmethod
+    def of_row(cls, feed: str, topic: str, index: int, row: dict, key_columns: list[str],
+               reason: str) -> QuarantinedRecord:
+        """A snapshot row (lake, ksqlDB pull): it has no Kafka position, so partition -1 and offset = its index in
+        the snapshot; its key (the feed's key columns) is kept as JSON, the row as JSON."""
+        key = {column: row.get(column) for column in key_columns}
+        return cls(feed=feed, topic=topic, partition=-1, offset=index, kafka_timestamp_ms=None,
+                   raw_key=orjson.dumps(key, default=str), raw_value=orjson.dumps(row, default=str), reason=reason)
 
 
 class QuarantineWriter:

@@ -173,7 +173,7 @@ def test_bad_invocations_fail_with_one_line(env: dict[str, str], lake: LakeStora
     assert absent.stderr.strip() == ("error: ksqlDB is not reachable at http://127.0.0.1:9 ([Errno 111] "
                                      "Connection refused); check KSQLDB_URL")
     wrong_kind = export(env, "--stream", PRODUCTS, check=False)
-    assert wrong_kind.returncode == 2 and f"{PRODUCTS} is a table feed; use --table {PRODUCTS}" in wrong_kind.stderr
+    assert wrong_kind.returncode == 2 and f"{PRODUCTS} is a table feed, not a stream feed" in wrong_kind.stderr
 
 
 # ---------------------------------------------------------------------- streams

@@ -49,10 +49,7 @@ class TableState:
             if quarantine is None:
                 raise
             self.quarantined += 1
-            quarantine.add(QuarantinedRecord(
-                feed=feed.name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(),
-                reason=str(exc)))
+            quarantine.add(QuarantinedRecord.of_message(feed.name, message, str(exc)))
             return
         self.apply(key, row)
 

@@ -93,19 +93,13 @@ class LandingSummary:
 
 
 # ---------------------------------------------------------------- choosing feeds
-def select_feeds(settings: Settings, storage: LakeStorage, feed_names: list[str] | None = None,
-                 topics: list[str] | None = None) -> list[Feed]:
-    """The feeds to land: named ones, the feeds of Kafka topics, or every active feed."""
+def feeds_to_land(settings: Settings, storage: LakeStorage, names: list[str] | None = None,
+                  topics: list[str] | None = None) -> list[Feed]:
+    """The feeds named, the feeds of Kafka topics (a topic without one is registered first), or every active feed."""
     catalog = FeedCatalog(storage)
-    if topics:
-        return [feed_for_topic(settings, catalog, topic) for topic in topics]
-    if feed_names:
-        feeds = [catalog.get(name) for name in feed_names]
-        inactive = [f"{f.name} ({f.status})" for f in feeds if not f.active]
-        if inactive:
-            raise LakehouseError(f"feed(s) not active: {', '.join(inactive)}")
-        return feeds
-    feeds = catalog.list(active_only=True)
+    for topic in topics or ():
+        feed_for_topic(settings, catalog, topic)
+    feeds = catalog.select(names=names or (), topics=topics or (), topic_prefix=settings.topic_prefix)
     if not feeds:
         raise LakehouseError("no active feed in the catalog (run: python data_lake_config.py init)")
     return feeds
@@ -546,16 +540,13 @@ class StreamLander:
 
     def _quarantine(self, feed: Feed, message: Message, reason: str) -> None:
         progress = self.partitions[(message.topic(), message.partition())]
-        progress.bad.append(QuarantinedRecord(
-            feed=feed.name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
-            kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(),
-            reason=reason))
+        progress.bad.append(QuarantinedRecord.of_message(feed.name, message, reason))
         progress.counts["quarantined"] += 1
 
-    def _buffer(self, topic: str, feed: Feed, table: pa.Table, lineage: pa.Table) -> None:
+    def _buffer(self, topic: str, feed: Feed, table: pa.Table, coordinates: pa.Table) -> None:
         table, days, fallback = lineage.stamp_rows(
-            table, feed.timestamp_field, topic, lineage.column("partition"), lineage.column("offset"),
-            lineage.column("timestamp"), datetime.now(UTC))
+            table, feed.timestamp_field, topic, coordinates.column("partition"), coordinates.column("offset"),
+            coordinates.column("timestamp"), datetime.now(UTC))
         for (partition, day), (rows, fallbacks) in lineage.split_by_partition_and_day(
                 table, days, fallback).items():
             buffer = self.buffers.get((topic, partition, day))

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from lakehouse import layout
-from lakehouse.catalog import Feed, FeedCatalog
+from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
 from lakehouse.kafka import clients, ksqldb
 from lakehouse.kafka.changelog import materialize_topic
@@ -67,22 +67,6 @@ def choose_source(settings: Settings, requested: str | None) -> tuple[str, str]:
     if ksqldb.client_for(settings).reachable():
         return "ksqldb", f"source: ksqldb (reachable at {settings.ksqldb_url})"
     return "kafka", f"source: kafka (ksqlDB is not reachable at {settings.ksqldb_url})"
-
-
-def select_feeds(catalog: FeedCatalog, stream: str | None, table: str | None) -> list[Feed]:
-    """The named feed (checked to be of the asked kind), or every active feed when neither is named."""
-    name, kind = (stream, "stream") if stream else (table, "table") if table else (None, None)
-    if name is None:
-        feeds = catalog.list(active_only=True)
-        if not feeds:
-            raise LakehouseError("no active feeds in the catalog (run: python data_lake_config.py init)")
-        return sorted(feeds, key=lambda f: (f.kind, f.name))
-    feed = catalog.get(name)
-    if feed.kind != kind:
-        raise LakehouseError(f"{name} is a {feed.kind} feed; use --{feed.kind} {name}")
-    if not feed.active:
-        raise LakehouseError(f"feed {name} is {feed.status}; enable it first (python manage_feeds.py enable {name})")
-    return [feed]
 
 
 # ---------------------------------------------------------------------- tables

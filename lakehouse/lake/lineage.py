@@ -53,14 +53,14 @@ def with_lineage(table: pa.Table, topic: str, partitions: pa.Array | pa.ChunkedA
                  ingested_at: datetime) -> pa.Table:
     """`table` plus the lineage columns (where each row came from, and when it was landed)."""
     rows = table.num_rows
-    lineage = [
+    columns = [
         pa.repeat(pa.scalar(topic, pa.string()), rows),
         partitions.cast(pa.int32()),
         offsets.cast(pa.int64()),
         kafka_timestamps.cast(pa.int64()).cast(LINEAGE.field("_kafka_timestamp").type),
         pa.repeat(pa.scalar(ingested_at, LINEAGE.field("_ingested_at").type), rows),
     ]
-    for field_, column in zip(LINEAGE, lineage, strict=True):
+    for field_, column in zip(LINEAGE, columns, strict=True):
         table = table.append_column(field_, column)
     return table
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import apache_beam as beam
-import orjson
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -223,10 +222,9 @@ class UpsertBatches(SettingsDoFn):
             try:
                 payloads.append(mapping.convert(row)[1])
             except BadRecord as exc:
-                self.quarantine.add(QuarantinedRecord(
-                    feed=batch.feed.name, topic=self.settings.topic(batch.feed.topic), partition=-1, offset=index,
-                    kafka_timestamp_ms=None, raw_key=None, raw_value=orjson.dumps(row, default=str),
-                    reason=f"sync from lake v{batch.lake_version}: {exc}"))
+                self.quarantine.add(QuarantinedRecord.of_row(
+                    batch.feed.name, self.settings.topic(batch.feed.topic), index, row, batch.feed.key_columns,
+                    f"sync from lake v{batch.lake_version}: {exc}"))
         mapping.prepare(self.warehouse, payloads)
         _rows_counter().inc(self.warehouse.run(lambda cursor: mapping.write(cursor, payloads, self.snapshot)))
         yield batch.feed.name

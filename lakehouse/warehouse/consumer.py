@@ -95,12 +95,6 @@ class _Fenced(Exception):
         self.stored = stored
 
 
-def _quarantined(feed_name: str, message: Message, reason: str) -> QuarantinedRecord:
-    return QuarantinedRecord(
-        feed=feed_name, topic=message.topic(), partition=message.partition(), offset=message.offset(),
-        kafka_timestamp_ms=message.timestamp()[1], raw_key=message.key(), raw_value=message.value(), reason=reason)
-
-
 def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
@@ -224,7 +218,7 @@ class WarehouseConsumer:
             batch.changes.append((feed.name, mapping.key(raw_key), None, message) if row is None else
                                  (feed.name, None, row, message))
         except BadRecord as exc:
-            batch.quarantined.append(_quarantined(feed.name, message, str(exc)))
+            batch.quarantined.append(QuarantinedRecord.of_message(feed.name, message, str(exc)))
 
     def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
         if clients.is_partition_end(message):
@@ -307,7 +301,8 @@ class WarehouseConsumer:
                     index, result = position[feed_name], converted[feed_name]
                     position[feed_name] += 1
                     if index in result.reasons:
-                        rejected.setdefault(tp, []).append(_quarantined(feed_name, message, result.reasons[index]))
+                        rejected.setdefault(tp, []).append(
+                            QuarantinedRecord.of_message(feed_name, message, result.reasons[index]))
                         continue
                     key = result.keys[index]
                 per_feed = latest.setdefault(feed_name, {})

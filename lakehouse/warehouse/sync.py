@@ -103,7 +103,8 @@ def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
     converted = mapping.convert_batch(rows)
     for index, reason in converted.reasons.items():
         row = rows.slice(index, 1).to_pylist()[0] if isinstance(rows, pa.Table) else rows[index]
-        quarantine.add(_quarantined(settings, feed, index, row, f"sync from {origin}: {reason}"))
+        quarantine.add(QuarantinedRecord.of_row(feed.name, settings.topic(feed.topic), index, row, feed.key_columns,
+                                                f"sync from {origin}: {reason}"))
     landing = last_per_key(converted)
     return TableLoad(feed, mapping, origin, row_count=len(landing), quarantined=len(converted.reasons),
                      payloads=converted.select(landing))
@@ -112,14 +113,6 @@ def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
 def last_per_key(converted: Converted) -> list[int]:
     """The rows a snapshot lands: the last valid row of each key."""
     return list({key: index for index, key in enumerate(converted.keys) if key is not None}.values())
-
-
-def _quarantined(settings: Settings, feed: Feed, index: int, row: dict, reason: str) -> QuarantinedRecord:
-    """A snapshot row has no Kafka position: partition -1, offset = its index in the snapshot."""
-    key = {column: row.get(column) for column in feed.key_columns}
-    return QuarantinedRecord(
-        feed=feed.name, topic=settings.topic(feed.topic), partition=-1, offset=index, kafka_timestamp_ms=None,
-        raw_key=orjson.dumps(key, default=str), raw_value=orjson.dumps(row, default=str), reason=reason)
 
 
 def _land(warehouse: Warehouse, loads: list[TableLoad], source: str, version: int | None,
