@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, feeds_to_land, land, reconcile
+from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, feeds_to_land, land
+from lakehouse.lake.reconcile import reconcile
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render

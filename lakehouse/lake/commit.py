@@ -21,9 +21,9 @@ deleted) and returned to the caller, which reads the partition again from the la
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import date
 
 import orjson
@@ -36,7 +36,6 @@ from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
 STAGING = "_staging"
-COUNTERS = ("consumed", "landed", "quarantined", "kafka_time_fallbacks", "files")
 _HIVE_DATE = pa.schema([("year", pa.int32()), ("month", pa.int32()), ("day", pa.int32())])
 
 
@@ -54,6 +53,25 @@ def manifest_file(topic: str, partition: int) -> str:
 
 
 @dataclass
+class Counts:
+    """What landing counted, per partition (in the lake's offsets files) and per feed; counts add up."""
+
+    consumed: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    kafka_time_fallbacks: int = 0
+    files: int = 0
+
+    @classmethod
+    def of(cls, values: Mapping[str, object]) -> Counts:
+        """From a stored document (other keys ignored, missing ones 0)."""
+        return cls(**{f.name: int(values.get(f.name, 0) or 0) for f in fields(cls)})  # type: ignore[arg-type]
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
+
+
+@dataclass
 class PartitionCommit:
     """What one commit lands for one Kafka partition: files, the offset range and the counts."""
 
@@ -63,7 +81,7 @@ class PartitionCommit:
     start_offset: int  # next offset before this commit (the first one it covers)
     next_offset: int  # next offset after it
     renames: list[tuple[str, str]] = field(default_factory=list)  # staged -> final
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # a Counts, as stored in the manifest
 
     def stage(self, storage: LakeStorage, final: str, table: pa.Table) -> None:
         staged = f"{staging_dir(self.topic, self.partition)}/{uuid.uuid4().hex}.parquet"
@@ -124,8 +142,8 @@ def complete(storage: LakeStorage, item: PartitionCommit) -> None:
     metadata = FeedMetadata(storage, item.feed)
     state = metadata.partition_state(item.topic, item.partition) or {}
     if state.get("next_offset", -1) < item.next_offset:  # not recorded yet: counts are added exactly once
-        totals = {name: int(state.get(name, 0)) + item.counts.get(name, 0) for name in COUNTERS}
-        metadata.save_partition_state(item.topic, item.partition, item.next_offset, totals)
+        totals = Counts.of(state) + Counts.of(item.counts)
+        metadata.save_partition_state(item.topic, item.partition, item.next_offset, asdict(totals))
     storage.delete_file(manifest_file(item.topic, item.partition))
 
 

@@ -1,42 +1,34 @@
 """The data lake consumer: Kafka stream feeds -> Parquet files by event date, exactly once.
 
-Records are consumed in batches and decoded into Arrow in bulk (pyarrow's JSON reader, with the feed's
-fixed schema); a batch the bulk reader cannot take as it is (a bad record, a new field) is decoded record
-by record, which quarantines the bad ones with their reason and evolves the schema. Good rows wait in one
-buffer per (topic, partition, event day). A checkpoint lands every buffer with lakehouse.lake.commit's
-commit protocol; it runs at --flush-size records, --flush-interval seconds (idle topics included), when
-too many buffers are open, on revoke and on stop. The lake metadata offsets are the source of truth:
-each assigned partition first completes its interrupted commit, then seeks to its landed offset.
+Records are consumed in batches and decoded into Arrow (lakehouse.lake.decode); good rows and bad records wait in a
+Checkpoint (lakehouse.lake.checkpoint), one buffer per (topic, partition, event day), which lands them with the
+lake's commit protocol (lakehouse.lake.commit) at --flush-size records, --flush-interval seconds (idle topics
+included), when too many buffers are open, on revoke and on stop. The lake metadata offsets are the source of
+truth: each assigned partition first completes its interrupted commit, then seeks to its landed offset.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.json as pa_json
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
-from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog, validate_name
 from lakehouse.errors import LakehouseError
 from lakehouse.kafka import clients
-from lakehouse.kafka.records import MAX_VALUE_BYTES, BadRecord, decode_object, snake_case
-from lakehouse.lake import commit, lineage
-from lakehouse.lake import schema as lake_schema
-from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
+from lakehouse.kafka.records import snake_case
+from lakehouse.lake import commit
+from lakehouse.lake.checkpoint import Checkpoint, FlushPolicy, PartitionProgress
+from lakehouse.lake.commit import Counts
+from lakehouse.lake.decode import FeedDecoder
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.lake.tables import TableLander
-from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render
@@ -44,11 +36,6 @@ from lakehouse.text_table import render
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "lakehouse-datalake"
-_JSON_BLOCK = 1 << 20  # bulk JSON parse block; a record larger than half of it goes record by record
-_RECORD_BY_RECORD = 256  # records: a rejected batch is split down to this size before going record by record
-# Epoch milliseconds that have a calendar date (Python's years 1 to 9999): the event day of any other is undefined.
-_FIRST_DATED_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
-_END_DATED_MS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000) + 86_400_000
 
 
 def default_group_id(settings: Settings) -> str:
@@ -73,17 +60,8 @@ class LandingOptions:
 
 
 @dataclass
-class FeedTotals:
-    consumed: int = 0
-    landed: int = 0
-    quarantined: int = 0
-    kafka_time_fallbacks: int = 0
-    files: int = 0
-
-
-@dataclass
 class LandingSummary:
-    feeds: dict[str, FeedTotals] = field(default_factory=dict)
+    feeds: dict[str, Counts] = field(default_factory=dict)
     skipped_topics: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -155,191 +133,12 @@ def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
     if "error" in table_run:
         raise table_run["error"]  # type: ignore[misc]
     for name, totals in table_run.get("totals", {}).items():  # type: ignore[union-attr]
-        summary.feeds[name] = FeedTotals(consumed=totals.consumed, landed=totals.applied,
-                                         quarantined=totals.quarantined, files=totals.versions_written)
+        summary.feeds[name] = Counts(consumed=totals.consumed, landed=totals.applied,
+                                     quarantined=totals.quarantined, files=totals.versions_written)
     return summary
 
 
-# ---------------------------------------------------------------- decoding one feed
-class FeedDecoder:
-    """Kafka values of one stream feed -> Arrow rows, plus the bad ones with their reason."""
-
-    def __init__(self, feed: Feed, metadata: FeedMetadata) -> None:
-        self.feed = feed
-        self.metadata = metadata
-        self.required = lake_schema.required_fields(feed)
-        self.schema: lake_schema.Schema = lake_schema.schema_from_json(metadata.read().get("schema", []))
-        # column -> the producer's spelling (USER_ID, userId); a stored schema starts with its own names,
-        # the first batch corrects them if the bulk reader finds other spellings
-        self.source_names: dict[str, str] = {name: name for name in self.schema}
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return lake_schema.to_arrow(self.schema)
-
-    def decode(self, values: list[bytes | None]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
-        """(good rows, their indexes in `values` or None when all are good, index -> reason of bad ones)."""
-        return self._without_dateless_events(*self._decode_split(values))
-
-    def _decode_split(self, values: list[bytes | None]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
-        """A batch the bulk reader rejects is split in halves, down to small chunks decoded record by record:
-        a bad record or a new field costs a few bulk attempts, not a whole batch in Python."""
-        table = self._decode_bulk(values)
-        if table is not None:
-            return table, None, {}
-        if len(values) <= _RECORD_BY_RECORD:
-            return self._decode_each(values)
-        half = len(values) // 2
-        first, first_good, first_bad = self._decode_split(values[:half])
-        second, second_good, second_bad = self._decode_split(values[half:])
-        schema = self.arrow_schema  # the second half may have evolved it
-        table = pa.concat_tables([lake_schema.conform(first, schema), lake_schema.conform(second, schema)])
-        if first_good is None and second_good is None:
-            return table, None, {}
-        good = (list(range(half)) if first_good is None else first_good) + [
-            half + index for index in (range(len(values) - half) if second_good is None else second_good)]
-        return table, good, {**first_bad, **{half + index: reason for index, reason in second_bad.items()}}
-
-    def _without_dateless_events(self, table: pa.Table, good: list[int] | None,
-                                 bad: dict[int, str]) -> tuple[pa.Table, list[int] | None, dict[int, str]]:
-        """Rows whose event time has no calendar date in UTC move to `bad`: no day partition holds them.
-
-        Epoch milliseconds can be anything; ISO-8601 text has a four-digit year, but an offset can still move
-        its UTC instant out of years 1 to 9999 ('9999-12-31T23:30:00-01:00'), so text dated on the first or
-        last day of the calendar is parsed and checked too.
-        """
-        name = self.feed.timestamp_field
-        if name not in table.column_names:
-            return table, good, bad
-        times = table.column(name)
-        if pa.types.is_integer(times.type):
-            millis, shown = times, "{} (epoch milliseconds)"
-        elif pa.types.is_string(times.type):
-            edge = pc.or_(pc.starts_with(times, "0001-01-01"), pc.starts_with(times, "9999-12-31"))
-            if not pc.any(edge).as_py():
-                return table, good, bad
-            # unparsable text falls back to the Kafka time later: 0 here keeps it in the calendar
-            millis, shown = lineage.event_millis(times, pa.repeat(pa.scalar(0, pa.int64()), len(times)))[0], "{!r}"
-        else:
-            return table, good, bad
-        dateless = pc.fill_null(pc.or_(pc.less(millis, _FIRST_DATED_MS), pc.greater_equal(millis, _END_DATED_MS)),
-                                False)
-        if not pc.any(dateless).as_py():
-            return table, good, bad
-        indexes = list(range(table.num_rows)) if good is None else good
-        outside = dateless.to_pylist()
-        reasons = dict(bad)
-        for index, value, without_date in zip(indexes, times.to_pylist(), outside, strict=True):
-            if without_date:
-                reasons[index] = (f"{name}: {shown.format(value)} is outside the dates the lake can "
-                                  "partition by (years 1 to 9999)")
-        kept = [index for index, without_date in zip(indexes, outside, strict=True) if not without_date]
-        return table.filter(pc.invert(dateless)), kept, reasons
-
-    def _decode_bulk(self, values: list[bytes | None]) -> pa.Table | None:
-        """All values at once through pyarrow's JSON reader, or None when the batch needs a closer look.
-
-        Every check here is one the record-by-record path makes too, so both land the same rows.
-        """
-        if not self.schema or not self.source_names.keys() >= self.schema.keys() or None in values:
-            return None
-        if max(map(len, values)) * 2 > _JSON_BLOCK or max(map(len, values)) > MAX_VALUE_BYTES:
-            return None
-        joined = b"\n".join(values)
-        if joined.count(b"\n") != len(values) - 1:  # a value with a raw newline would split into two rows
-            return None
-        explicit = pa.schema([pa.field(self.source_names[name], type_) for name, type_ in self.schema.items()])
-        try:
-            table = pa_json.read_json(
-                io.BytesIO(joined), read_options=pa_json.ReadOptions(block_size=_JSON_BLOCK),
-                parse_options=pa_json.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="error"))
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            return None
-        if table.num_rows != len(values) or table.column_names != explicit.names:
-            return None  # blank values, several objects in one value
-        table = table.rename_columns(list(self.schema))
-        if any(table.column(name).null_count for name in self.required):
-            return None
-        return table
-
-    def _decode_each(self, values: list[bytes | None]) -> tuple[pa.Table, list[int], dict[int, str]]:
-        rows: list[dict | None] = []
-        bad: dict[int, str] = {}
-        for index, value in enumerate(values):
-            try:
-                rows.append(decode_object(value))
-            except BadRecord as exc:
-                rows.append(None)
-                bad[index] = str(exc)
-        while True:  # converges: the stored schema only ever grows
-            evolved, reasons = lake_schema.check_rows(rows, self.schema, self.required)
-            if evolved == self.schema:
-                break
-            self.schema = self._persist(evolved)
-        for index, reason in enumerate(reasons):
-            if reason:
-                bad[index] = reason
-        good = [index for index, reason in enumerate(reasons) if reason is None]
-        self._learn_source_names([values[index] for index in good])
-        table = pa.Table.from_pylist([rows[index] for index in good], schema=self.arrow_schema)
-        return table, good, bad
-
-    def _learn_source_names(self, values: list[bytes]) -> None:
-        """The producer's spelling of each column, for the bulk reader (slow path only: parses again)."""
-        spellings = set(self.source_names.values())
-        for value in values:
-            for name in orjson.loads(value):
-                if name not in spellings:
-                    spellings.add(name)
-                    self.source_names[snake_case(name)] = name
-
-    def _persist(self, schema: lake_schema.Schema) -> lake_schema.Schema:
-        """Store an evolved schema (merged with what other consumers stored); returns the merged one."""
-        merged: dict[str, lake_schema.Schema] = {}
-
-        def change(document: dict) -> None:
-            merged["schema"] = record_schema(document, schema)
-
-        self.metadata.update(change)
-        log.info("feed %s schema: %s", self.feed.name, ", ".join(f"{n} {t}" for n, t in merged["schema"].items()))
-        return merged["schema"]
-
-
-def record_schema(document: dict, schema: lake_schema.Schema) -> lake_schema.Schema:
-    """Merge `schema` into a feed.json document, with a history entry when it changes; returns the merge."""
-    stored = lake_schema.schema_from_json(document.get("schema", []))
-    merged = lake_schema.merge_schemas(stored, schema)
-    changes = lake_schema.describe_changes(stored, merged)
-    if changes:
-        history = document.setdefault("schema_history", [])
-        history.append({"version": len(history) + 1, "at": utc_now_iso(), "changes": changes})
-        document["schema"] = lake_schema.schema_to_json(merged)
-    return merged
-
-
-# ---------------------------------------------------------------- buffers and per-partition progress
-@dataclass
-class DayBuffer:
-    first_offset: int
-    tables: list[pa.Table] = field(default_factory=list)
-    rows: int = 0
-
-
-@dataclass
-class PartitionProgress:
-    feed: Feed
-    topic: str
-    partition: int
-    start_offset: int  # next offset to land when the current buffers were started
-    next_offset: int  # next offset to read
-    counts: Counter = field(default_factory=Counter)
-    bad: list[QuarantinedRecord] = field(default_factory=list)
-
-    @property
-    def pending(self) -> bool:
-        return self.next_offset != self.start_offset
-
-
+# ---------------------------------------------------------------- one consume() call
 @dataclass
 class KafkaBatch:
     """Records of one topic from one consume() call, with their Kafka coordinates as Arrow columns."""
@@ -366,33 +165,42 @@ class KafkaBatch:
         """The coordinates of some records (None: all)."""
         return self.coordinates if indexes is None else self.coordinates.take(pa.array(indexes, pa.int64()))
 
+    def fresh(self, partitions: dict[tuple[str, int], PartitionProgress]) -> KafkaBatch:
+        """Without records of partitions no longer ours or before their position (a late batch after a seek)."""
+        topic = self.messages[0].topic()
+        spans = self.spans()
+        if all((topic, p) in partitions and first >= partitions[(topic, p)].next_offset
+               for p, (first, _last, _count) in spans.items()):
+            return self  # the usual case
+        return KafkaBatch.of([m for m in self.messages if (topic, m.partition()) in partitions
+                              and m.offset() >= partitions[(topic, m.partition())].next_offset])
 
+
+# ---------------------------------------------------------------- the consumer
 class StreamLander:
-    """One consumer of a group: lands the stream feeds' partitions it is assigned."""
+    """One consumer of a group: polls, hands records to its Checkpoint, lands on time, follows rebalances."""
 
     def __init__(self, settings: Settings, feeds: list[Feed], options: LandingOptions,
                  stop: threading.Event) -> None:
         self.options = options
         self.stop = stop
+        self.settings = settings
         self.storage = LakeStorage(settings.data_lake_root)
         self.feeds = {settings.topic(feed.topic): feed for feed in feeds}
         self.decoders = {topic: FeedDecoder(feed, FeedMetadata(self.storage, feed.name))
                          for topic, feed in self.feeds.items()}
-        self.summary = LandingSummary(feeds={feed.name: FeedTotals() for feed in feeds})
-        self.quarantine = QuarantineWriter(self.storage)
+        self.checkpoint = Checkpoint(self.storage, self.decoders, FlushPolicy(
+            options.flush_size, options.flush_interval, options.max_buffers, options.max_buffered_records))
+        self.partitions = self.checkpoint.partitions
+        self.summary = LandingSummary(feeds={feed.name: Counts() for feed in feeds})
         self.consumer: Consumer = clients.consumer(settings, options.group_id, partition_ends=True)
-        self.settings = settings
-        self.buffers: dict[tuple[str, int, date], DayBuffer] = {}
-        self.partitions: dict[tuple[str, int], PartitionProgress] = {}
         self.watermarks: dict[tuple[str, int], tuple[int, int]] = {}  # at start: (low, high)
         self.assigned_once = False
         self.failed = False
         self.consumed = 0
-        self.pending_since: float | None = None  # when the oldest record not yet landed arrived
         self.bar = tqdm(total=options.max_messages or 0, disable=not options.progress, unit="rec",
                         file=sys.stderr, dynamic_ncols=True)
-        self.status_at = time.monotonic()
-        self.status_consumed = 0
+        self.status = StatusLine(options.status_every, enabled=not options.until_end and options.max_messages is None)
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> LandingSummary:
@@ -403,12 +211,14 @@ class StreamLander:
                 messages = self.consumer.consume(num_messages=self._batch_limit(), timeout=self._poll_timeout())
                 if messages:
                     self._handle(messages)
-                if self._checkpoint_due():
-                    self.checkpoint()
-                self._report_status()
-            self.checkpoint()
+                # --until-end may wait on partitions held elsewhere; what it read itself lands meanwhile
+                if self.checkpoint.due() or (self.checkpoint.pending_since is not None and self.options.until_end
+                                             and self._own_partitions_at_end()):
+                    self.land()
+                self.status.report(self.consumer, self.partitions, self.consumed)
+            self.land()
         except BaseException:
-            self.failed = True  # no checkpoint from the close-time revoke: the buffers may be half-built
+            self.failed = True  # no landing from the close-time revoke: the buffers may be half-built
             raise
         finally:
             self.consumer.close()
@@ -447,11 +257,9 @@ class StreamLander:
         return all(max(landed.get(key, 0), self.watermarks[key][0]) >= self.watermarks[key][1] for key in others)
 
     def _own_partitions_at_end(self) -> bool:
-        return self.assigned_once and all(self._reached_end(key) for key in self.partitions)
-
-    def _reached_end(self, key: tuple[str, int]) -> bool:
-        progress = self.partitions[key]
-        return progress.next_offset >= self.watermarks.get(key, (0, progress.start_offset))[1]
+        return self.assigned_once and all(
+            progress.next_offset >= self.watermarks.get(key, (0, progress.start_offset))[1]
+            for key, progress in self.partitions.items())
 
     def _batch_limit(self) -> int:
         """--until-end: no more than the records still to come, so the last call returns as soon as they are
@@ -463,20 +271,7 @@ class StreamLander:
         return max(1, min(self.options.batch_size, left))
 
     def _poll_timeout(self) -> float:
-        if self.pending_since is None:
-            return 1.0
-        left = self.pending_since + self.options.flush_interval - time.monotonic()
-        return min(1.0, max(0.01, left))
-
-    def _checkpoint_due(self) -> bool:
-        if self.pending_since is None:
-            return False
-        return (time.monotonic() - self.pending_since >= self.options.flush_interval
-                # --until-end may wait on partitions held elsewhere; what it read itself lands meanwhile
-                or (self.options.until_end and self._own_partitions_at_end())
-                or len(self.buffers) > self.options.max_buffers
-                or sum(b.rows for b in self.buffers.values()) >= self.options.max_buffered_records
-                or any(b.rows >= self.options.flush_size for b in self.buffers.values()))
+        return min(1.0, max(0.01, self.checkpoint.seconds_left()))
 
     # ---------------------------------------------------------------- one batch
     def _handle(self, messages: list[Message]) -> None:
@@ -485,32 +280,28 @@ class StreamLander:
         if self.options.max_messages is not None and len(records) > self.options.max_messages - self.consumed:
             records = records[: self.options.max_messages - self.consumed]
             events = []  # an end event must not move a partition past the records left unread
-        for topic, group in _group_by_topic(records).items():
-            self._handle_topic(topic, group)
+        for group in _group_by_topic(records).values():
+            self._handle_topic(KafkaBatch.of(group).fresh(self.partitions))
         for event in events:  # after the records: an end event follows the records before it
             if clients.is_partition_end(event):
                 self._reached_partition_end(event)
             else:
                 log.warning("Kafka: %s", event.error().str())
 
-    def _handle_topic(self, topic: str, messages: list[Message]) -> None:
-        batch = KafkaBatch.of(messages)
-        if not self._all_fresh(topic, batch):
-            batch = KafkaBatch.of(self._fresh(topic, messages))
+    def _handle_topic(self, batch: KafkaBatch) -> None:
         if not batch.messages:
             return
-        if self.pending_since is None:
-            self.pending_since = time.monotonic()
-        decoder = self.decoders[topic]
-        table, good, bad = decoder.decode([m.value() for m in batch.messages])
+        topic = batch.messages[0].topic()
+        self.checkpoint.note_pending()
+        table, good, bad = self.decoders[topic].decode([m.value() for m in batch.messages])
         for index, reason in bad.items():
-            self._quarantine(decoder.feed, batch.messages[index], reason)
+            self.checkpoint.add_bad(batch.messages[index], reason)
         if table.num_rows:
-            self._buffer(topic, decoder.feed, table, batch.rows(good))
+            self.checkpoint.add(topic, table, batch.rows(good))
         for partition, (_first, last, count) in batch.spans().items():
             progress = self.partitions[(topic, partition)]
             progress.next_offset = last + 1
-            progress.counts["consumed"] += count
+            progress.counts += Counts(consumed=count)
         self.consumed += len(batch.messages)
         self.bar.update(len(batch.messages))
 
@@ -521,72 +312,21 @@ class StreamLander:
         if progress is None or end.offset() <= progress.next_offset:
             return
         progress.next_offset = end.offset()
-        if self.pending_since is None:
-            self.pending_since = time.monotonic()
+        self.checkpoint.note_pending()
 
-    def _all_fresh(self, topic: str, batch: KafkaBatch) -> bool:
-        """True when every record is of a partition we own, at or after its position (the usual case)."""
-        for partition, (first, _last, _count) in batch.spans().items():
-            progress = self.partitions.get((topic, partition))
-            if progress is None or first < progress.next_offset:
-                return False
-        return True
-
-    def _fresh(self, topic: str, messages: list[Message]) -> list[Message]:
-        """Drop records of partitions no longer ours, or before the position (a late batch after a seek)."""
-        partitions = self.partitions
-        return [m for m in messages if (topic, m.partition()) in partitions
-                and m.offset() >= partitions[(topic, m.partition())].next_offset]
-
-    def _quarantine(self, feed: Feed, message: Message, reason: str) -> None:
-        progress = self.partitions[(message.topic(), message.partition())]
-        progress.bad.append(QuarantinedRecord.of_message(feed.name, message, reason))
-        progress.counts["quarantined"] += 1
-
-    def _buffer(self, topic: str, feed: Feed, table: pa.Table, coordinates: pa.Table) -> None:
-        table, days, fallback = lineage.stamp_rows(
-            table, feed.timestamp_field, topic, coordinates.column("partition"), coordinates.column("offset"),
-            coordinates.column("timestamp"), datetime.now(UTC))
-        for (partition, day), (rows, fallbacks) in lineage.split_by_partition_and_day(
-                table, days, fallback).items():
-            buffer = self.buffers.get((topic, partition, day))
-            if buffer is None:
-                buffer = self.buffers[(topic, partition, day)] = DayBuffer(rows.column("_offset")[0].as_py())
-            buffer.tables.append(rows)
-            buffer.rows += rows.num_rows
-            counts = self.partitions[(topic, partition)].counts
-            counts["landed"] += rows.num_rows
-            counts["kafka_time_fallbacks"] += fallbacks
-
-    # ---------------------------------------------------------------- checkpoint
-    def checkpoint(self) -> None:
-        """Land everything this consumer holds (all partitions), then commit the offsets to Kafka."""
-        pending = {key: p for key, p in self.partitions.items() if p.pending}
-        if not pending:
-            return
-        commits = {key: commit.PartitionCommit(
-            feed=p.feed.name, topic=p.topic, partition=p.partition,
-            start_offset=p.start_offset, next_offset=p.next_offset)
-            for key, p in pending.items()}
-        for progress in pending.values():
-            for record in progress.bad:
-                self.quarantine.add(record)
-        for (_feed, topic, partition), (path, table) in self.quarantine.drain().items():
-            commits[(topic, partition)].stage(self.storage, path, table)
-        for (topic, partition, day), buffer in self.buffers.items():
-            schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lineage.LANDED])
-            table = pa.concat_tables([lake_schema.conform(t, schema) for t in buffer.tables])
-            commits[(topic, partition)].stage(self.storage, commit.stream_file(
-                self.feeds[topic].name, day, topic, partition, buffer.first_offset), table)
-        for key, item in commits.items():
-            item.counts = {**pending[key].counts, "files": len(item.renames)}
-        fenced = {(item.topic, item.partition) for item in commit.commit_partitions(self.storage, commits.values())}
-        for key in fenced:
-            self._read_again(pending.pop(key))
-        self.buffers.clear()
-        self.pending_since = None
-        if pending:
-            self._after_commit(pending, commits)
+    # ---------------------------------------------------------------- landing
+    def land(self) -> None:
+        """The checkpoint lands what this consumer holds; then the offsets go to Kafka, fenced partitions again."""
+        landed = self.checkpoint.commit()
+        for feed_name, counts in landed.counts.items():
+            self.summary.feeds[feed_name] += counts
+        for progress in landed.fenced:
+            self._read_again(progress)
+        if landed.offsets:
+            try:  # informational (the lake offsets rule); a failure during a rebalance is harmless
+                self.consumer.commit(offsets=landed.offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
 
     def _read_again(self, progress: PartitionProgress) -> None:
         """Another writer landed this partition meanwhile: drop what we held and resume where the lake is."""
@@ -594,52 +334,18 @@ class StreamLander:
         log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets %d-%d; "
                     "dropped them and reading again from %d", progress.topic, progress.partition, start,
                     progress.start_offset, progress.next_offset - 1, start)
-        progress.counts, progress.bad = Counter(), []
-        progress.start_offset = progress.next_offset = start
+        progress.restart_at(start)
         try:
             self.consumer.seek(TopicPartition(progress.topic, progress.partition, start))
         except KafkaException as exc:  # being revoked right now: its next owner starts from the lake anyway
             log.warning("could not seek %s[%d]: %s", progress.topic, progress.partition, exc)
 
-    def _after_commit(self, landed: dict[tuple[str, int], PartitionProgress],
-                      commits: dict[tuple[str, int], commit.PartitionCommit]) -> None:
-        for key, progress in landed.items():
-            totals = self.summary.feeds[progress.feed.name]
-            for name in commit.COUNTERS:
-                setattr(totals, name, getattr(totals, name) + commits[key].counts.get(name, 0))
-            progress.counts = Counter()
-            progress.bad = []
-            progress.start_offset = progress.next_offset
-        for feed in {p.feed.name: p.feed for p in landed.values()}.values():
-            self._record_feed_totals(feed)
-        self._commit_kafka([TopicPartition(p.topic, p.partition, p.next_offset) for p in landed.values()])
-
-    def _record_feed_totals(self, feed: Feed) -> None:
-        """feed.json: the schema (again, in case a concurrent writer lost it) and totals over all partitions."""
-        metadata = FeedMetadata(self.storage, feed.name)
-        schema = self.decoders[self.settings.topic(feed.topic)].schema
-
-        def change(document: dict) -> None:
-            record_schema(document, schema)
-            states = metadata.partition_states()
-            document["counts"] = {name: sum(int(s.get(name, 0)) for s in states) for name in commit.COUNTERS}
-
-        metadata.update(change)
-
-    def _commit_kafka(self, offsets: list[TopicPartition]) -> None:
-        """Informational (the lake offsets rule); a failure during a rebalance is harmless."""
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.warning("Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
-
     # ---------------------------------------------------------------- rebalancing
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         for tp in assigned:
-            recovered = commit.recover_partition(self.storage, tp.topic, tp.partition)
-            if recovered is not None:
+            if commit.recover_partition(self.storage, tp.topic, tp.partition) is not None:
                 log.info("completed the interrupted commit of %s[%d]", tp.topic, tp.partition)
-        starts = self._start_offsets(assigned)
+        starts = start_offsets(self.consumer, self.decoders, assigned)
         for tp in assigned:
             tp.offset = start = starts[(tp.topic, tp.partition)]
             self.partitions[(tp.topic, tp.partition)] = PartitionProgress(
@@ -652,60 +358,64 @@ class StreamLander:
         self.assigned_once = True
         log.info("assigned %s", _describe(assigned))
 
-    def _start_offsets(self, assigned: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        """Where each partition resumes: the lake's landed offset, else the partition's first offset.
-
-        Kafka's committed offsets are not consulted: they may belong to another lake (a new or wiped lake
-        root read by the same group), and resuming from them would skip records this lake never landed.
-        A landed offset beyond the partition's end means the topic was recreated: its new records would
-        reuse landed file names, so the consumer stops and says so rather than overwrite or skip.
-        """
-        landed = {}
-        for topic in {tp.topic for tp in assigned}:
-            for partition, offset in self.decoders[topic].metadata.offsets(topic).items():
-                landed[(topic, partition)] = offset
-        starts = {}
-        for tp in assigned:
-            low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                            timeout=clients.CONNECT_TIMEOUT_S)
-            start = landed.get((tp.topic, tp.partition), low)
-            if start > high:
-                raise LakehouseError(
-                    f"{tp.topic}[{tp.partition}] ends at offset {high} but the lake landed it up to {start}: the "
-                    f"topic was recreated; land it as a new feed (manage_feeds.py add) or archive this one")
-            starts[(tp.topic, tp.partition)] = start
-        return starts
-
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         if not self.failed:
-            self.checkpoint()  # what we hold for the revoked partitions lands before they go
+            self.land()  # what we hold for the revoked partitions lands before they go
         for tp in revoked:
             self.partitions.pop((tp.topic, tp.partition), None)
         log.info("revoked %s", _describe(revoked))
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
         """Lost (not revoked): another consumer may own them already, so nothing of theirs may land."""
-        gone = {(tp.topic, tp.partition) for tp in lost}
-        for key in gone:
-            self.partitions.pop(key, None)
-        self.buffers = {key: b for key, b in self.buffers.items() if key[:2] not in gone}
+        self.checkpoint.forget({(tp.topic, tp.partition) for tp in lost})
         log.warning("lost %s; their unlanded records will be read again by the new owner", _describe(lost))
 
-    # ---------------------------------------------------------------- reporting
-    def _report_status(self) -> None:
-        if self.options.until_end or self.options.max_messages is not None:
-            return
+
+def start_offsets(consumer: Consumer, decoders: dict[str, FeedDecoder],
+                  assigned: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """Where each partition resumes: the lake's landed offset, else the partition's first offset.
+
+    Kafka's committed offsets are not consulted: they may belong to another lake (a new or wiped lake
+    root read by the same group), and resuming from them would skip records this lake never landed.
+    A landed offset beyond the partition's end means the topic was recreated: its new records would
+    reuse landed file names, so the consumer stops and says so rather than overwrite or skip.
+    """
+    landed = {}
+    for topic in {tp.topic for tp in assigned}:
+        for partition, offset in decoders[topic].metadata.offsets(topic).items():
+            landed[(topic, partition)] = offset
+    starts = {}
+    for tp in assigned:
+        low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
+                                                   timeout=clients.CONNECT_TIMEOUT_S)
+        start = landed.get((tp.topic, tp.partition), low)
+        if start > high:
+            raise LakehouseError(
+                f"{tp.topic}[{tp.partition}] ends at offset {high} but the lake landed it up to {start}: the "
+                f"topic was recreated; land it as a new feed (manage_feeds.py add) or archive this one")
+        starts[(tp.topic, tp.partition)] = start
+    return starts
+
+
+class StatusLine:
+    """A rate and lag line every few seconds (continuous runs only)."""
+
+    def __init__(self, every: float, enabled: bool) -> None:
+        self.every, self.enabled = every, enabled
+        self.at, self.consumed = time.monotonic(), 0
+
+    def report(self, consumer: Consumer, partitions: dict[tuple[str, int], PartitionProgress], consumed: int) -> None:
         now = time.monotonic()
-        if now - self.status_at < self.options.status_every:
+        if not self.enabled or now - self.at < self.every:
             return
-        rate = (self.consumed - self.status_consumed) / (now - self.status_at)
+        rate = (consumed - self.consumed) / (now - self.at)
         lag = 0
-        for (topic, partition), progress in self.partitions.items():
+        for (topic, partition), progress in partitions.items():
             # cached: the high watermark of the last fetch; asking the broker per partition stalls the loop
-            _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             lag += max(0, high - (progress.next_offset or 0))
-        log.info("%.0f records/s, lag %d records, %d partitions", rate, lag, len(self.partitions))
-        self.status_at, self.status_consumed = now, self.consumed
+        log.info("%.0f records/s, lag %d records, %d partitions", rate, lag, len(partitions))
+        self.at, self.consumed = now, consumed
 
 
 def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:
@@ -723,40 +433,3 @@ def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:
 
 def _describe(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
-
-
-# ---------------------------------------------------------------- reconciliation
-@dataclass(frozen=True)
-class Reconciliation:
-    feed: str
-    consumed: int
-    landed: int  # rows landed in files, including those retention has deleted since (`retired`)
-    quarantined: int  # the same for quarantine records
-    retired: int = 0
-
-    @property
-    def balanced(self) -> bool:
-        return self.consumed == self.landed + self.quarantined
-
-
-def reconcile(storage: LakeStorage, feeds: list[Feed]) -> list[Reconciliation]:
-    """Per feed: records consumed (lake metadata) against rows in its files and in its quarantine."""
-    results = []
-    for feed in feeds:
-        if feed.kind == "table":
-            changelog = FeedMetadata(storage, feed.name).read().get("changelog", {})
-            results.append(Reconciliation(feed.name, changelog.get("records", 0), changelog.get("applied", 0),
-                                          changelog.get("quarantined", 0)))
-            continue
-        metadata = FeedMetadata(storage, feed.name)
-        quarantine_dir = f"{layout.QUARANTINE}/{feed.name}"
-        quarantined = sum(storage.parquet_row_count(f.path) for f in storage.walk_files(quarantine_dir)
-                          if f.path.endswith(".parquet"))
-        # Retention deletes landed rows on purpose; it records how many per target in the feed's metadata.
-        retired = {target: int(totals.get("rows_deleted", 0))
-                   for target, totals in metadata.read().get("retention", {}).items()}
-        results.append(Reconciliation(
-            feed.name, sum(int(s.get("consumed", 0)) for s in metadata.partition_states()),
-            commit.landed_rows(storage, feed.name) + retired.get("stream", 0),
-            quarantined + retired.get("quarantine", 0), sum(retired.values())))
-    return results

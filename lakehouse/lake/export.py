@@ -28,6 +28,7 @@ from lakehouse.kafka.changelog import materialize_topic
 from lakehouse.lake import commit, lineage
 from lakehouse.lake import consumer as lake_consumer
 from lakehouse.lake import schema as lake_schema
+from lakehouse.lake.decode import FeedDecoder
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.lake.snapshots import content_hash, planned_version, rows_to_table, write_snapshot
 from lakehouse.quarantine import QuarantineWriter
@@ -132,7 +133,7 @@ def plan_stream(settings: Settings, storage: LakeStorage, feed: Feed) -> StreamP
     """Decode the records the lake has not landed yet, as the consumer would, writing nothing."""
     topic = settings.topic(feed.topic)
     plan = StreamPlan(feed.name)
-    decoder = lake_consumer.FeedDecoder(feed, _ReadOnlyMetadata(storage, feed.name))
+    decoder = FeedDecoder(feed, _ReadOnlyMetadata(storage, feed.name))
     landed = FeedMetadata(storage, feed.name).offsets(topic)
     for table, days, bad in _decoded(settings, decoder, topic, landed, _end_offsets(settings, topic)):
         plan.records += table.num_rows + bad
@@ -193,7 +194,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     if not partitions:
         raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
     metadata = _ReadOnlyMetadata(storage, feed.name) if dry_run else FeedMetadata(storage, feed.name)
-    decoder = lake_consumer.FeedDecoder(feed, metadata)
+    decoder = FeedDecoder(feed, metadata)
     tables, bad = [], 0
     start = {partition: None for partition in landed}
     for table, days, bad_in_batch in _decoded(settings, decoder, topic, start, landed):
@@ -270,7 +271,7 @@ def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     return ends
 
 
-def _decoded(settings: Settings, decoder: lake_consumer.FeedDecoder, topic: str, start: dict[int, int | None],
+def _decoded(settings: Settings, decoder: FeedDecoder, topic: str, start: dict[int, int | None],
              stop: dict[int, int]) -> Iterator[tuple[pa.Table, pa.Array, int]]:
     """(good rows with lineage, their event days, number of bad records) per batch, decoded like the consumer."""
     feed = decoder.feed

@@ -23,7 +23,7 @@ from lakehouse.kafka.records import (
 )
 from lakehouse.lake import lineage
 from lakehouse.lake import schema as lake_schema
-from lakehouse.lake.consumer import FeedDecoder, record_schema
+from lakehouse.lake.decode import FeedDecoder, record_schema
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
