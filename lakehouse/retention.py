@@ -11,20 +11,27 @@ Archived feeds keep their data: retention never touches them.
 Safety: nothing is deleted through a symlink or outside the lake root (LakeStorage.unsafe_to_delete,
 checked when planning and again right before deleting); such paths are reported and skipped.
 A limit of 0 (days or versions) is refused unless forced. Every deletion is appended to
-`_logs/retention_audit.jsonl` and summarized in the feed's metadata.
+`_logs/retention_audit.jsonl` and summarized in the feed's metadata (for the raw events also the totals they
+added to the tables, lakehouse.raw_totals), so reconciliation counts the deleted rows as landed.
+
+Writers: a stream day is deleted holding the locks of the feed's Kafka partitions (those the lake writer commits
+under) and measured again under them, so a file landing after planning is either deleted and counted, or lands
+after the deletion, into a new folder, and stays.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
+from functools import reduce
 
 import orjson
 import pyarrow as pa
 
-from lakehouse import layout, snapshots
+from lakehouse import lake_writer, layout, raw_totals, snapshots
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.metadata import FeedMetadata, utc_now_iso
@@ -55,6 +62,7 @@ class Candidate:
     bytes: int
     rows: int | None  # None when a parquet footer could not be read
     reason: str
+    raw_totals: dict | None = None  # raw feed only: what its rows added to the tables (lakehouse.raw_totals)
 
 
 @dataclass(frozen=True)
@@ -195,10 +203,14 @@ def _add(storage: LakeStorage, result: Plan, policy: Policy, path: str, reason: 
     if hazard is not None:
         result.skipped.append(Skipped(policy.feed, path, hazard))
         return
-    files = storage.walk_files(path)
-    result.candidates.append(Candidate(
-        feed=policy.feed, target=policy.target, path=path, files=len(files),
-        bytes=sum(f.size for f in files), rows=_row_count(storage, [f.path for f in files]), reason=reason))
+    result.candidates.append(_measured(storage, Candidate(policy.feed, policy.target, path, 0, 0, 0, reason)))
+
+
+def _measured(storage: LakeStorage, candidate: Candidate) -> Candidate:
+    """The candidate with the files, bytes and rows its folder holds now."""
+    files = storage.walk_files(candidate.path)
+    return replace(candidate, files=len(files), bytes=sum(f.size for f in files),
+                   rows=_row_count(storage, [f.path for f in files]))
 
 
 def _row_count(storage: LakeStorage, paths: list[str]) -> int | None:
@@ -220,17 +232,40 @@ def apply(storage: LakeStorage, planned: Plan) -> Plan:
     run_id = uuid.uuid4().hex[:12]
     done = Plan(skipped=list(planned.skipped))
     for candidate in planned.candidates:
-        hazard = storage.unsafe_to_delete(candidate.path)  # the lake may have changed since planning
-        if hazard is not None:
-            done.skipped.append(Skipped(candidate.feed, candidate.path, hazard))
-            continue
-        storage.delete_dir(candidate.path)
-        _prune_empty_parents(storage, candidate)
+        with _writers_held(storage, candidate):
+            hazard = storage.unsafe_to_delete(candidate.path)  # the lake may have changed since planning
+            if hazard is not None:
+                done.skipped.append(Skipped(candidate.feed, candidate.path, hazard))
+                continue
+            # Measured again with the writers held: a file landed since planning is deleted and counted.
+            deleted = _with_raw_totals(storage, _measured(storage, candidate))
+            storage.delete_dir(candidate.path)
+            _prune_empty_parents(storage, candidate)
         storage.append_line(AUDIT_LOG, orjson.dumps(
-            {"at": utc_now_iso(), "run_id": run_id, "action": "delete", **asdict(candidate)}).decode())
-        done.candidates.append(candidate)
+            {"at": utc_now_iso(), "run_id": run_id, "action": "delete", **asdict(deleted)}).decode())
+        done.candidates.append(deleted)
     _record_in_metadata(storage, done.candidates)
     return done
+
+
+def _writers_held(storage: LakeStorage, candidate: Candidate) -> AbstractContextManager[None]:
+    """A stream day is written by commits of the feed's Kafka partitions: hold their locks while it goes."""
+    if candidate.target != "stream":
+        return nullcontext()
+    states = FeedMetadata(storage, candidate.feed).partition_states()
+    return lake_writer.holding_partitions(storage, [(state["topic"], int(state["partition"])) for state in states])
+
+
+def _with_raw_totals(storage: LakeStorage, candidate: Candidate) -> Candidate:
+    """Raw events record what they added to the tables, so status can still check the tables without them."""
+    if candidate.target != "stream" or candidate.feed != raw_totals.RAW_FEED:
+        return candidate
+    paths = [f.path for f in storage.walk_files(candidate.path) if f.path.endswith(".parquet")]
+    try:
+        totals = raw_totals.to_json(raw_totals.of_files(storage, paths)) if paths else None
+    except (OSError, pa.ArrowException):
+        totals = None  # files without the event columns: status's table checks will say so, nothing is hidden
+    return replace(candidate, raw_totals=totals)
 
 
 def _prune_empty_parents(storage: LakeStorage, candidate: Candidate) -> None:
@@ -262,6 +297,10 @@ def _summarize(document: dict, items: list[Candidate]) -> None:
         entry["files_deleted"] += sum(c.files for c in mine)
         entry["bytes_deleted"] += sum(c.bytes for c in mine)
         entry["rows_deleted"] += sum(c.rows or 0 for c in mine)
+        recorded = [raw_totals.from_json(c.raw_totals) for c in mine if c.raw_totals]
+        if recorded:
+            entry["raw_totals"] = raw_totals.to_json(
+                reduce(raw_totals.added, recorded, raw_totals.from_json(entry.get("raw_totals", {}))))
         entry["last_run_at"] = now
         entry["last_deleted"] = [c.path for c in mine]
     versions = document.get("versions", {})
