@@ -472,3 +472,32 @@ def test_sync_from_unreachable_ksqldb_is_one_clear_line(env: dict[str, str]) -> 
     result = run_script("sync_to_mysql.py", "--source", "ksqldb", env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "ksqlDB is not reachable" in result.stderr
+
+
+def test_sync_never_rolls_back_what_the_streaming_consumer_landed(
+        env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    run_script("kafka_producer.py", "--messages", "600", "--seed", "5", "--start", START, "--derive",
+               env=env, check=True)
+    run_script("kafka_consumer_datalake.py", "--until-end", env=env, check=True)  # lake versions at offset N
+    run_script("kafka_producer.py", "--messages", "600", "--seed", "6", "--start", START, "--derive",
+               env=env, check=True)
+    run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)  # the warehouse at N + k
+    expected = expected_aggregates(events_of((600, 5), (600, 6)))
+    assert warehouse_facts(settings_for) == expected
+
+    refused = run_script("sync_to_mysql.py", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    topic = settings_for.topic("payment_method_totals")
+    assert re.search(rf"^error: nothing to sync: .*payment_method_totals: the streaming warehouse consumer has "
+                     rf"landed {topic} further than lake v1 reflects \(partition \d+ at \d+ > \d+",
+                     refused.stderr, flags=re.MULTILINE)
+    assert warehouse_facts(settings_for) == expected
+
+    run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--once", env=env, check=True)
+    assert warehouse_facts(settings_for) == expected  # the Beam sync keeps the same rule
+
+    run_script("kafka_consumer_datalake.py", "--until-end", env=env, check=True)  # the lake catches up
+    synced = run_script("sync_to_mysql.py", env=env, check=True)
+    assert "snapshot version" in synced.stdout and "lake v2" in synced.stdout
+    assert warehouse_facts(settings_for) == expected
