@@ -501,3 +501,17 @@ def test_sync_never_rolls_back_what_the_streaming_consumer_landed(
     synced = run_script("sync_to_mysql.py", env=env, check=True)
     assert "snapshot version" in synced.stdout and "lake v2" in synced.stdout
     assert warehouse_facts(settings_for) == expected
+
+
+def test_two_sync_runs_with_bad_rows_keep_both_runs_quarantined_records(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(env)
+    storage, feed = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}["payment_method_totals"]
+    good = {"payment_method": "cash", "total_amount_eur": 10.0, "transaction_count": 1, "avg_amount_eur": 10.0}
+    for run in (1, 2):  # the bad row sits at the same index of both snapshots
+        bad = {**good, "payment_method": f"bad_{run}", "total_amount_eur": 1e18}  # too large for DECIMAL(18, 2)
+        write_snapshot(storage, feed, [bad, good])
+        run_script("sync_to_mysql.py", "--table", "payment_method_totals", env=env, check=True)
+    quarantined = read_quarantine(storage, "payment_method_totals").to_pylist()
+    assert sorted((orjson.loads(r["raw_value"])["payment_method"], r["reason"].split(":")[0]) for r in quarantined) \
+        == [("bad_1", "sync from lake v1"), ("bad_2", "sync from lake v2")]
