@@ -515,3 +515,19 @@ def test_two_sync_runs_with_bad_rows_keep_both_runs_quarantined_records(
     quarantined = read_quarantine(storage, "payment_method_totals").to_pylist()
     assert sorted((orjson.loads(r["raw_value"])["payment_method"], r["reason"].split(":")[0]) for r in quarantined) \
         == [("bad_1", "sync from lake v1"), ("bad_2", "sync from lake v2")]
+
+
+def test_sync_from_a_lake_that_caught_up_with_a_transactional_changelog_is_not_skipped(
+        env: dict[str, str], settings_for: Settings) -> None:
+    """ksqlDB with exactly-once ends each partition in a transaction marker: the lake version and the warehouse
+    consumer both reach the end past it, so the lake version reflects all the consumer landed."""
+    init_lake(env)
+    records, _by_partition = _summary_eur_changelog(keys=12, updates=2)
+    produce(settings_for, "user_transaction_summary_eur", records, transactional=True)
+    run_script("kafka_consumer_datalake.py", "--feeds", "user_transaction_summary_eur", "--until-end", env=env,
+               check=True)
+    run_script("kafka_consumer_warehouse.py", "--feeds", "user_transaction_summary_eur", "--until-end", env=env,
+               check=True)
+    synced = run_script("sync_to_mysql.py", "--table", "user_transaction_summary_eur", env=env, check=True)
+    assert "user_transaction_summary_eur -> fact_user_transaction_summary_eur" in synced.stdout
+    assert "skipped" not in synced.stderr
