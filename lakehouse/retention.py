@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
-from functools import reduce
 
 import orjson
 import pyarrow as pa
@@ -241,10 +240,12 @@ def apply(storage: LakeStorage, planned: Plan) -> Plan:
             deleted = _with_raw_totals(storage, _measured(storage, candidate))
             storage.delete_dir(candidate.path)
             _prune_empty_parents(storage, candidate)
+            # Recorded right away, not at the end of the run: a run that dies midway leaves nothing uncounted.
+            FeedMetadata(storage, deleted.feed).update(lambda document, item=deleted: _summarize(document, item,
+                                                                                                 run_id))
         storage.append_line(AUDIT_LOG, orjson.dumps(
             {"at": utc_now_iso(), "run_id": run_id, "action": "delete", **asdict(deleted)}).decode())
         done.candidates.append(deleted)
-    _record_in_metadata(storage, done.candidates)
     return done
 
 
@@ -278,32 +279,20 @@ def _prune_empty_parents(storage: LakeStorage, candidate: Candidate) -> None:
         folder = folder.rsplit("/", 1)[0]
 
 
-def _record_in_metadata(storage: LakeStorage, deleted: list[Candidate]) -> None:
-    by_feed: dict[str, list[Candidate]] = {}
-    for candidate in deleted:
-        by_feed.setdefault(candidate.feed, []).append(candidate)
-    for feed, items in by_feed.items():
-        FeedMetadata(storage, feed).update(lambda document, items=items: _summarize(document, items))
-
-
-def _summarize(document: dict, items: list[Candidate]) -> None:
-    """Totals per target plus the last run's deletions; deleted table versions leave the version index."""
-    now = utc_now_iso()
-    for target in {c.target for c in items}:
-        mine = [c for c in items if c.target == target]
-        entry = document.setdefault("retention", {}).setdefault(
-            target, {"folders_deleted": 0, "files_deleted": 0, "bytes_deleted": 0, "rows_deleted": 0})
-        entry["folders_deleted"] += len(mine)
-        entry["files_deleted"] += sum(c.files for c in mine)
-        entry["bytes_deleted"] += sum(c.bytes for c in mine)
-        entry["rows_deleted"] += sum(c.rows or 0 for c in mine)
-        recorded = [raw_totals.from_json(c.raw_totals) for c in mine if c.raw_totals]
-        if recorded:
-            entry["raw_totals"] = raw_totals.to_json(
-                reduce(raw_totals.added, recorded, raw_totals.from_json(entry.get("raw_totals", {}))))
-        entry["last_run_at"] = now
-        entry["last_deleted"] = [c.path for c in mine]
-    versions = document.get("versions", {})
-    for candidate in items:
-        if candidate.target == "table":
-            versions.pop(str(layout.parse_version(candidate.path.rsplit("/", 1)[-1])), None)
+def _summarize(document: dict, item: Candidate, run_id: str) -> None:
+    """Totals per target plus the last run's deletions; a deleted table version leaves the version index."""
+    entry = document.setdefault("retention", {}).setdefault(
+        item.target, {"folders_deleted": 0, "files_deleted": 0, "bytes_deleted": 0, "rows_deleted": 0})
+    entry["folders_deleted"] += 1
+    entry["files_deleted"] += item.files
+    entry["bytes_deleted"] += item.bytes
+    entry["rows_deleted"] += item.rows or 0
+    if item.raw_totals:
+        entry["raw_totals"] = raw_totals.to_json(raw_totals.added(raw_totals.from_json(entry.get("raw_totals", {})),
+                                                                  raw_totals.from_json(item.raw_totals)))
+    if entry.get("last_run_id") != run_id:
+        entry["last_run_id"], entry["last_deleted"] = run_id, []
+    entry["last_run_at"] = utc_now_iso()
+    entry["last_deleted"].append(item.path)
+    if item.target == "table":
+        document.get("versions", {}).pop(str(layout.parse_version(item.path.rsplit("/", 1)[-1])), None)
