@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -338,3 +338,27 @@ def test_recovery_of_an_interrupted_swap_keeps_the_only_copy_of_a_day(
     export(env, "--stream", STREAM, "--date", START.isoformat())
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
     assert not any(retired.parent.iterdir())
+
+
+def test_backfill_refuses_to_leave_a_day_with_fewer_rows_unless_allowed(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    topic = settings_for.topic(STREAM)
+    kafka_io.ensure_topics(settings_for, {topic: False})
+    kafka_io.wait_until_readable(settings_for, [topic])
+    record_time = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)  # another day than the events' own
+    with producing(settings_for) as producer:
+        for event in generate_events(GeneratorOptions(messages=300, seed=13, users=50, days=1, start=START)):
+            producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event),
+                             timestamp=record_time)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    held = sorted(landed_ids(lake, START))
+    assert len(held) == 300
+    # The feed now dates its events by a field that holds no time: a rebuild dates them by their record time.
+    run_script("manage_feeds.py", "update", STREAM, "--timestamp-field", "currency", env=env, check=True)
+
+    refused = export(env, "--stream", STREAM, "--date", START.isoformat(), check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: stream {STREAM}: a rebuild of {layout.date_partition(START)} would hold 0 rows, fewer than the "
+        f"300 it holds; the day is kept as it is (--allow-shrink replaces it anyway)")
+    assert sorted(landed_ids(lake, START)) == held
