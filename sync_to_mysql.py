@@ -3,6 +3,8 @@
 
 Each run replaces the rows of the tables it loads and stamps them with snapshot_version (the previous
 run's + 1, or --version) and snapshot_date (today, UTC); the run is recorded in the sync_runs table.
+A table whose snapshot is older than what kafka_consumer_warehouse.py has landed (kafka_offsets) is skipped
+with one line, so the consumer's rows are never rolled back (docs/warehouse.md).
 """
 
 from __future__ import annotations

@@ -1,19 +1,28 @@
 """Quarantine: bad records are kept with their reason, partitioned by date, never dropped.
 
   _quarantine/<feed>/year=YYYY/month=M/day=D/<topic>+<partition>+<first offset>.parquet
+  _quarantine/<feed>/year=YYYY/month=M/day=D/<topic>+run-<writer run>+<first row>.parquet   (snapshot rows)
 
 Columns: feed, topic, partition, offset, kafka_timestamp, raw_key, raw_value (bytes as received),
 reason, quarantined_at. Shared by every consumer, export and sync.
+
+A Kafka record is quarantined once: readers that read a changelog again from its beginning (table landing,
+export and sync from Kafka) or two readers of one topic (lake and warehouse) skip, when flushing, the records
+the feed's quarantine already holds (same topic, partition and offset). A snapshot row has no Kafka position
+(partition -1, offset = its row index): its files carry the writer's own run id, so runs never overwrite each
+other's records.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lakehouse import layout
 from lakehouse.storage import LakeStorage
@@ -68,6 +77,7 @@ class QuarantineWriter:
     def __init__(self, storage: LakeStorage) -> None:
         self.storage = storage
         self._pending: list[QuarantinedRecord] = []
+        self._run = uuid.uuid4().hex[:12]  # names the files of records without a Kafka position
 
     def add(self, record: QuarantinedRecord) -> None:
         self._pending.append(record)
@@ -76,7 +86,9 @@ class QuarantineWriter:
         return len(self._pending)
 
     def flush(self) -> list[str]:
-        """Write pending records, one file per (feed, topic, partition, day); returns the paths written."""
+        """Write pending records not quarantined yet, one file per (feed, topic, partition, day); returns the
+        paths written."""
+        self._drop_already_quarantined()
         written = []
         for path, table in self.drain().values():
             self.storage.write_parquet(path, table)
@@ -95,10 +107,18 @@ class QuarantineWriter:
         drained = {}
         for (feed, topic, partition), records in groups.items():
             first = min(r.offset for r in records)
-            path = f"{layout.quarantine_dir(feed, now.date())}/{layout.batch_file_name(topic, partition, first)}"
-            drained[(feed, topic, partition)] = (path, _to_table(records, now))
+            name = (layout.batch_file_name(topic, partition, first) if partition >= 0
+                    else f"{topic}+run-{self._run}+{first:0{layout.OFFSET_DIGITS}d}.parquet")
+            drained[(feed, topic, partition)] = (f"{layout.quarantine_dir(feed, now.date())}/{name}",
+                                                 _to_table(records, now))
         self._pending.clear()
         return drained
+
+    def _drop_already_quarantined(self) -> None:
+        positioned = {record.feed for record in self._pending if record.partition >= 0}
+        known = {feed: _quarantined_positions(self.storage, feed) for feed in positioned}
+        self._pending = [record for record in self._pending if record.partition < 0
+                         or (record.topic, record.partition, record.offset) not in known[record.feed]]
 
 
 def _to_table(records: list[QuarantinedRecord], now: datetime) -> pa.Table:
@@ -113,6 +133,17 @@ def _to_table(records: list[QuarantinedRecord], now: datetime) -> pa.Table:
         "reason": [r.reason for r in records],
         "quarantined_at": [now] * len(records),
     }, schema=SCHEMA)
+
+
+def _quarantined_positions(storage: LakeStorage, feed: str) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of every Kafka record the feed's quarantine holds."""
+    files = [storage.full(f.path) for f in storage.walk_files(f"{layout.QUARANTINE}/{feed}")
+             if f.path.endswith(".parquet")]
+    if not files:
+        return set()
+    held = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(
+        columns=["topic", "partition", "offset"], filter=ds.field("partition") >= 0)
+    return set(zip(*(held.column(name).to_pylist() for name in ("topic", "partition", "offset")), strict=True))
 
 
 def read_quarantine(storage: LakeStorage, feed: str | None = None) -> pa.Table:

@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from confluent_kafka import TopicPartition
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
 from support import REPO, producing, run_script
 
@@ -334,3 +336,84 @@ def test_backfill_never_rewrites_a_day_of_an_ignore_mode_stream(
     assert refused.returncode == 2
     assert "storage mode ignore" in refused.stderr and "never rewritten" in refused.stderr
     assert {p.name: p.read_bytes() for p in day_dir.iterdir()} == before
+
+
+def expire_from_kafka(settings: Settings, topic: str) -> None:
+    """What Kafka's retention does to old records: the low watermark of every partition moves to its end."""
+    ends = clients.topic_end_offsets(settings, topic)
+    admin = clients.admin_client(settings)  # kept until the broker answers: a dropped client never sends
+    futures = admin.delete_records([TopicPartition(topic, partition, end) for partition, end in ends.items()],
+                                   request_timeout=30)
+    for future in futures.values():
+        future.result(timeout=60)
+
+
+def test_backfill_refuses_to_replace_a_day_whose_records_kafka_has_expired(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=8, messages=300)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    day_rows = sorted(e["transaction_id"] for e in events if e["timestamp"].startswith(START.isoformat()))
+    lineage = pa.concat_tables(lake.read_parquet(f.path).select(["_partition", "_offset"]) for f in
+                               lake.walk_files(layout.stream_partition_dir(STREAM, START)))
+    firsts = lineage.group_by("_partition").aggregate([("_offset", "min")]).sort_by("_partition").to_pylist()
+    topic = settings_for.topic(STREAM)
+    ends = clients.topic_end_offsets(settings_for, topic)
+    expire_from_kafka(settings_for, topic)
+
+    refused = export(env, "--stream", STREAM, "--date", START.isoformat(), check=False)
+    missing = ", ".join(f"partition {row['_partition']} offsets {row['_offset_min']}-{ends[row['_partition']] - 1}"
+                        for row in firsts)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        f"error: stream {STREAM}: cannot rebuild {layout.date_partition(START)}: topic {topic} no longer holds "
+        f"{missing} (expired from Kafka); the day is kept as it is (--allow-shrink rebuilds it from what is left)")
+    assert sorted(landed_ids(lake, START)) == day_rows
+
+    shrunk = export(env, "--stream", STREAM, "--date", START.isoformat(), "--allow-shrink").stdout
+    assert f"replaced {layout.date_partition(START)}: {len(day_rows)} rows -> 0 rows" in shrunk
+    assert landed_ids(lake, START) == []
+
+
+def test_recovery_of_an_interrupted_swap_keeps_the_only_copy_of_a_day(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    events = produce_events(settings_for, seed=9, messages=1500)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    day = START + timedelta(days=2)
+    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, day)
+    # The crash: the old day was renamed away, its replacement never renamed in ...
+    retired = Path(lake.root) / f"_staging/backfill/{STREAM}/{day.isoformat()}.0123456789ab.retired"
+    retired.parent.mkdir(parents=True)
+    day_dir.rename(retired)
+    (retired.parent / f"{day.isoformat()}.0123456789ab").mkdir()
+    # ... and before any backfill ran again, the consumer landed newer records of that day into a new folder.
+    events += produce_events(settings_for, seed=10, messages=600)
+    export(env, "--stream", STREAM)
+    assert day_dir.is_dir()
+
+    export(env, "--stream", STREAM, "--date", START.isoformat())
+    assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
+    assert not any(retired.parent.iterdir())
+
+
+def test_backfill_refuses_to_leave_a_day_with_fewer_rows_unless_allowed(
+        env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
+    topic = settings_for.topic(STREAM)
+    clients.ensure_topics(settings_for, {topic: False})
+    clients.wait_until_readable(settings_for, [topic])
+    record_time = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)  # another day than the events' own
+    with producing(settings_for) as producer:
+        for event in generate_events(GeneratorOptions(messages=300, seed=13, users=50, days=1, start=START)):
+            producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event),
+                             timestamp=record_time)
+    export(env, "--stream", STREAM, "--source", "kafka")
+    held = sorted(landed_ids(lake, START))
+    assert len(held) == 300
+    # The feed now dates its events by a field that holds no time: a rebuild dates them by their record time.
+    run_script("manage_feeds.py", "update", STREAM, "--timestamp-field", "currency", env=env, check=True)
+
+    refused = export(env, "--stream", STREAM, "--date", START.isoformat(), check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: stream {STREAM}: a rebuild of {layout.date_partition(START)} would hold 0 rows, fewer than the "
+        f"300 it holds; the day is kept as it is (--allow-shrink replaces it anyway)")
+    assert sorted(landed_ids(lake, START)) == held

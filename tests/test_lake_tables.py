@@ -6,15 +6,19 @@ import hashlib
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
 from support import REPO, run_script, wait_for
 
+from lakehouse import layout
 from lakehouse.kafka import clients
 from lakehouse.produce.derive import table_key
+from lakehouse.quarantine import read_quarantine
 from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
 
 FEED = "payment_method_totals"
 
@@ -151,3 +155,24 @@ def test_two_copies_take_turns_publishing_a_table_and_never_go_back(env: dict[st
     assert first.returncode == 0 and second.returncode == 0, first_err[-2000:] + second_err[-2000:]
     counts = [_version_rows(lake_root, v)["paypal"]["transaction_count"] for v in range(1, 7)]
     assert counts == [1, 2, 3, 4, 5, 6], "a version went back to an older state or repeated one"
+
+
+def test_a_bad_changelog_record_is_quarantined_once_however_often_the_table_lands(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    _produce(settings_for, [("paypal", _totals(10.0, 1))])
+    producer = clients.producer(settings_for)
+    producer.produce(settings_for.topic(FEED), key=b'"debit_card"', value=b"{not json")
+    assert producer.flush(30) == 0
+    run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    storage = LakeStorage(lake_root)
+    [landed] = [f.path for f in storage.walk_files(f"{layout.QUARANTINE}/{FEED}")]
+    # That run was on an earlier day: its file sits in that day's folder, the next run lands on another day.
+    earlier = f"{layout.quarantine_dir(FEED, date(2026, 1, 1))}/{landed.rsplit('/', 1)[1]}"
+    storage.makedirs(earlier.rsplit("/", 1)[0])
+    storage.rename(landed, earlier)
+
+    _produce(settings_for, [("paypal", _totals(20.0, 2))])  # the table changes: the next run reads it all again
+    run_script("kafka_consumer_datalake.py", "--feeds", FEED, "--until-end", env=env, check=True)
+    assert list(_version_rows(lake_root, 2)) == ["paypal"]
+    assert read_quarantine(storage, FEED).column("raw_value").to_pylist() == [b"{not json"]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from support import run_script
+from support import producing, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
 from lakehouse.governance import retention
+from lakehouse.kafka import clients
 from lakehouse.lake import snapshots
 from lakehouse.lake.metadata import FeedMetadata
+from lakehouse.produce.events import GeneratorOptions, generate_events, serialize
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
@@ -252,3 +255,32 @@ def test_quarantine_has_its_own_retention_and_inactive_feeds_keep_data(env: dict
     refused = run_script("data_retention.py", "--stream", archived.name, "--retention-days", "1", env=env)
     assert refused.returncode == 2 and "archived" in refused.stderr
     assert (lake_root / kept).is_dir()
+
+
+def _land_events(env: dict[str, str], settings: Settings, seed: int, messages: int, start: date, days: int) -> None:
+    """Raw events with explicit dates, produced and landed by an export."""
+    topic = settings.topic(STREAM)
+    clients.ensure_topics(settings, {topic: False})
+    clients.wait_until_readable(settings, [topic])
+    with producing(settings) as producer:
+        for event in generate_events(GeneratorOptions(messages=messages, seed=seed, days=days, start=start)):
+            producer.produce(topic, key=event["transaction_id"].encode(), value=serialize(event))
+    run_script("export_to_data_lake.py", "--stream", STREAM, "--source", "kafka", env=env, check=True)
+
+
+def test_a_file_landing_after_retention_planned_is_deleted_and_counted(env: dict[str, str], settings_for: Settings,
+                                                                        lake_root: Path) -> None:
+    storage, catalog = _lake(settings_for)
+    old = date(2026, 7, 1)
+    _land_events(env, settings_for, seed=11, messages=300, start=old, days=3)
+    policies = retention.resolve_policies(catalog, stream=STREAM, retention_days=30)
+    planned = retention.plan(storage, policies, today=date(2026, 8, 29))
+    assert [layout.parse_partition_date(c.path) for c in planned.candidates] == [old + timedelta(days=n)
+                                                                                for n in range(3)]
+    _land_events(env, settings_for, seed=12, messages=50, start=old, days=1)  # late events of a planned day
+
+    done = retention.apply(storage, planned)
+    assert sum(c.rows for c in done.candidates) == 350
+    reconciled = run_script("kafka_consumer_datalake.py", "--reconcile", "--feeds", STREAM, env=env)
+    assert reconciled.returncode == 0, reconciled.stdout
+    assert re.search(rf"{STREAM}\s+350\s+350\s+0\s+yes", reconciled.stdout)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import date
+from pathlib import Path
 
 import mysql.connector
 from support import REPO, run_script
 
+from lakehouse.catalog import FeedCatalog
+from lakehouse.governance import retention
+from lakehouse.lake import commit
 from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
 
 RECONCILIATION_LINES = 12  # 4 stream feeds + 4 tables x (warehouse vs lake, lake vs raw events)
 
@@ -74,3 +80,32 @@ def test_status_before_anything_ran_says_na_instead_of_failing(env: dict[str, st
     assert no_mysql.returncode == 0, no_mysql.stderr
     assert "note: warehouse: MySQL is not reachable at" in no_mysql.stdout
     assert "Traceback" not in no_mysql.stderr
+
+
+def test_status_stays_ok_after_retention_and_still_catches_a_lost_file(
+        env: dict[str, str], settings_for: Settings) -> None:
+    run_script("data_lake_config.py", "init", env=env, check=True)
+    run_script("kafka_producer.py", "--messages", "4000", "--days", "60", "--start", "2026-07-01", "--derive",
+               "--rate", "0", env=env, check=True)
+    run_script("kafka_consumer_datalake.py", "--until-end", env=env, check=True)
+    run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)
+    storage = LakeStorage(settings_for.data_lake_root)
+    policies = retention.resolve_policies(FeedCatalog(storage), stream="transaction_stream", retention_days=30)
+    done = retention.apply(storage, retention.plan(storage, policies, today=date(2026, 8, 29)))
+    deleted = sum(candidate.rows for candidate in done.candidates)
+    assert 1500 < deleted < 2500
+
+    status = run_script("data_lake_config.py", "status", env=env)
+    assert status.returncode == 0, status.stdout
+    assert verdicts(status.stdout) == ["OK"] * RECONCILIATION_LINES
+    assert (f"records in topic 4,000 = rows {4000 - deleted:,} + quarantined 0 + not landed 0 "
+            f"+ deleted by retention {deleted:,}") in status.stdout
+
+    kept = commit.stream_files(storage, "transaction_stream")
+    lost = storage.parquet_row_count(kept[0])
+    Path(storage.full(kept[0])).unlink()  # a real loss: a file gone by hand, not by retention
+    broken = run_script("data_lake_config.py", "status", env=env)
+    assert broken.returncode == 1
+    assert (f"records in topic 4,000 != rows {4000 - deleted - lost:,} + quarantined 0 + not landed 0 "
+            f"+ deleted by retention {deleted:,}") in broken.stdout
+    assert re.search(r"^MISMATCH\s+lake user_transaction_summary ", broken.stdout, flags=re.MULTILINE)

@@ -546,3 +546,62 @@ def test_the_warehouse_consumer_keeps_retrying_an_unreachable_mysql_and_logs_eac
     _out, err = consumer.communicate(timeout=30)
     retries = [line for line in err.splitlines() if "MySQL at 127.0.0.1:1/" in line and "unreachable" in line]
     assert [re.search(r"retry (\d+) in", line).group(1) for line in retries][:3] == ["1", "2", "3"], err
+
+
+def test_sync_never_rolls_back_what_the_streaming_consumer_landed(
+        env: dict[str, str], settings_for: Settings) -> None:
+    init_lake(env)
+    run_script("kafka_producer.py", "--messages", "600", "--seed", "5", "--start", START, "--derive",
+               env=env, check=True)
+    run_script("kafka_consumer_datalake.py", "--until-end", env=env, check=True)  # lake versions at offset N
+    run_script("kafka_producer.py", "--messages", "600", "--seed", "6", "--start", START, "--derive",
+               env=env, check=True)
+    run_script("kafka_consumer_warehouse.py", "--until-end", env=env, check=True)  # the warehouse at N + k
+    expected = expected_aggregates(events_of((600, 5), (600, 6)))
+    assert warehouse_facts(settings_for) == expected
+
+    refused = run_script("sync_to_mysql.py", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    topic = settings_for.topic("payment_method_totals")
+    assert re.search(rf"^error: nothing to sync: .*payment_method_totals: the streaming warehouse consumer has "
+                     rf"landed {topic} further than lake v1 reflects \(partition \d+ at \d+ > \d+",
+                     refused.stderr, flags=re.MULTILINE)
+    assert warehouse_facts(settings_for) == expected
+
+    run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--once", env=env, check=True)
+    assert warehouse_facts(settings_for) == expected  # the Beam sync keeps the same rule
+
+    run_script("kafka_consumer_datalake.py", "--until-end", env=env, check=True)  # the lake catches up
+    synced = run_script("sync_to_mysql.py", env=env, check=True)
+    assert "snapshot version" in synced.stdout and "lake v2" in synced.stdout
+    assert warehouse_facts(settings_for) == expected
+
+
+def test_two_sync_runs_with_bad_rows_keep_both_runs_quarantined_records(
+        env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
+    init_lake(env)
+    storage, feed = LakeStorage(str(lake_root)), {f.name: f for f in builtin_feeds()}["payment_method_totals"]
+    good = {"payment_method": "cash", "total_amount_eur": 10.0, "transaction_count": 1, "avg_amount_eur": 10.0}
+    for run in (1, 2):  # the bad row sits at the same index of both snapshots
+        bad = {**good, "payment_method": f"bad_{run}", "total_amount_eur": 1e18}  # too large for DECIMAL(18, 2)
+        write_snapshot(storage, feed, [bad, good])
+        run_script("sync_to_mysql.py", "--table", "payment_method_totals", env=env, check=True)
+    quarantined = read_quarantine(storage, "payment_method_totals").to_pylist()
+    assert sorted((orjson.loads(r["raw_value"])["payment_method"], r["reason"].split(":")[0]) for r in quarantined) \
+        == [("bad_1", "sync from lake v1"), ("bad_2", "sync from lake v2")]
+
+
+def test_sync_from_a_lake_that_caught_up_with_a_transactional_changelog_is_not_skipped(
+        env: dict[str, str], settings_for: Settings) -> None:
+    """ksqlDB with exactly-once ends each partition in a transaction marker: the lake version and the warehouse
+    consumer both reach the end past it, so the lake version reflects all the consumer landed."""
+    init_lake(env)
+    records, _by_partition = _summary_eur_changelog(keys=12, updates=2)
+    produce(settings_for, "user_transaction_summary_eur", records, transactional=True)
+    run_script("kafka_consumer_datalake.py", "--feeds", "user_transaction_summary_eur", "--until-end", env=env,
+               check=True)
+    run_script("kafka_consumer_warehouse.py", "--feeds", "user_transaction_summary_eur", "--until-end", env=env,
+               check=True)
+    synced = run_script("sync_to_mysql.py", "--table", "user_transaction_summary_eur", env=env, check=True)
+    assert "user_transaction_summary_eur -> fact_user_transaction_summary_eur" in synced.stdout
+    assert "skipped" not in synced.stderr

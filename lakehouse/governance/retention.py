@@ -11,14 +11,20 @@ Archived feeds keep their data: retention never touches them.
 Safety: nothing is deleted through a symlink or outside the lake root (LakeStorage.unsafe_to_delete,
 checked when planning and again right before deleting); such paths are reported and skipped.
 A limit of 0 (days or versions) is refused unless forced. Every deletion is appended to
-`_logs/retention_audit.jsonl` and summarized in the feed's metadata.
+`_logs/retention_audit.jsonl` and summarized in the feed's metadata (for the raw events also the totals they
+added to the tables, lakehouse.governance.raw_totals), so reconciliation counts the deleted rows as landed.
+
+Writers: a stream day is deleted holding the locks of the feed's Kafka partitions (those the lake writer commits
+under) and measured again under them, so a file landing after planning is either deleted and counted, or lands
+after the deletion, into a new folder, and stays.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 
 import orjson
@@ -27,7 +33,8 @@ import pyarrow as pa
 from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
-from lakehouse.lake import snapshots
+from lakehouse.governance import raw_totals
+from lakehouse.lake import commit, snapshots
 from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
 from lakehouse.storage import LakeStorage, date_partition_dirs
 
@@ -57,6 +64,7 @@ class Candidate:
     bytes: int
     rows: int | None  # None when a parquet footer could not be read
     reason: str
+    raw_totals: dict | None = None  # raw feed only: what its rows added to the tables (lakehouse.governance.raw_totals)
 
 
 @dataclass(frozen=True)
@@ -185,10 +193,14 @@ def _add(storage: LakeStorage, result: Plan, policy: Policy, path: str, reason: 
     if hazard is not None:
         result.skipped.append(Skipped(policy.feed, path, hazard))
         return
-    files = storage.walk_files(path)
-    result.candidates.append(Candidate(
-        feed=policy.feed, target=policy.target, path=path, files=len(files),
-        bytes=sum(f.size for f in files), rows=_row_count(storage, [f.path for f in files]), reason=reason))
+    result.candidates.append(_measured(storage, Candidate(policy.feed, policy.target, path, 0, 0, 0, reason)))
+
+
+def _measured(storage: LakeStorage, candidate: Candidate) -> Candidate:
+    """The candidate with the files, bytes and rows its folder holds now."""
+    files = storage.walk_files(candidate.path)
+    return replace(candidate, files=len(files), bytes=sum(f.size for f in files),
+                   rows=_row_count(storage, [f.path for f in files]))
 
 
 def _row_count(storage: LakeStorage, paths: list[str]) -> int | None:
@@ -210,17 +222,42 @@ def apply(storage: LakeStorage, planned: Plan) -> Plan:
     run_id = uuid.uuid4().hex[:12]
     done = Plan(skipped=list(planned.skipped))
     for candidate in planned.candidates:
-        hazard = storage.unsafe_to_delete(candidate.path)  # the lake may have changed since planning
-        if hazard is not None:
-            done.skipped.append(Skipped(candidate.feed, candidate.path, hazard))
-            continue
-        storage.delete_dir(candidate.path)
-        _prune_empty_parents(storage, candidate)
+        with _writers_held(storage, candidate):
+            hazard = storage.unsafe_to_delete(candidate.path)  # the lake may have changed since planning
+            if hazard is not None:
+                done.skipped.append(Skipped(candidate.feed, candidate.path, hazard))
+                continue
+            # Measured again with the writers held: a file landed since planning is deleted and counted.
+            deleted = _with_raw_totals(storage, _measured(storage, candidate))
+            storage.delete_dir(candidate.path)
+            _prune_empty_parents(storage, candidate)
+            # Recorded right away, not at the end of the run: a run that dies midway leaves nothing uncounted.
+            FeedMetadata(storage, deleted.feed).update(lambda document, item=deleted: _summarize(document, item,
+                                                                                                 run_id))
         storage.append_line(AUDIT_LOG, orjson.dumps(
-            {"at": utc_now_iso(), "run_id": run_id, "action": "delete", **asdict(candidate)}).decode())
-        done.candidates.append(candidate)
-    _record_in_metadata(storage, done.candidates)
+            {"at": utc_now_iso(), "run_id": run_id, "action": "delete", **asdict(deleted)}).decode())
+        done.candidates.append(deleted)
     return done
+
+
+def _writers_held(storage: LakeStorage, candidate: Candidate) -> AbstractContextManager[None]:
+    """A stream day is written by commits of the feed's Kafka partitions: hold their locks while it goes."""
+    if candidate.target != "stream":
+        return nullcontext()
+    states = FeedMetadata(storage, candidate.feed).partition_states()
+    return commit.holding_partitions(storage, [(state["topic"], int(state["partition"])) for state in states])
+
+
+def _with_raw_totals(storage: LakeStorage, candidate: Candidate) -> Candidate:
+    """Raw events record what they added to the tables, so status can still check the tables without them."""
+    if candidate.target != "stream" or candidate.feed != raw_totals.RAW_FEED:
+        return candidate
+    paths = [f.path for f in storage.walk_files(candidate.path) if f.path.endswith(".parquet")]
+    try:
+        totals = raw_totals.to_json(raw_totals.of_files(storage, paths)) if paths else None
+    except (OSError, pa.ArrowException):
+        totals = None  # files without the event columns: status's table checks will say so, nothing is hidden
+    return replace(candidate, raw_totals=totals)
 
 
 def _prune_empty_parents(storage: LakeStorage, candidate: Candidate) -> None:
@@ -233,28 +270,20 @@ def _prune_empty_parents(storage: LakeStorage, candidate: Candidate) -> None:
         folder = folder.rsplit("/", 1)[0]
 
 
-def _record_in_metadata(storage: LakeStorage, deleted: list[Candidate]) -> None:
-    by_feed: dict[str, list[Candidate]] = {}
-    for candidate in deleted:
-        by_feed.setdefault(candidate.feed, []).append(candidate)
-    for feed, items in by_feed.items():
-        FeedMetadata(storage, feed).update(lambda document, items=items: _summarize(document, items))
-
-
-def _summarize(document: dict, items: list[Candidate]) -> None:
-    """Totals per target plus the last run's deletions; deleted table versions leave the version index."""
-    now = utc_now_iso()
-    for target in {c.target for c in items}:
-        mine = [c for c in items if c.target == target]
-        entry = document.setdefault("retention", {}).setdefault(
-            target, {"folders_deleted": 0, "files_deleted": 0, "bytes_deleted": 0, "rows_deleted": 0})
-        entry["folders_deleted"] += len(mine)
-        entry["files_deleted"] += sum(c.files for c in mine)
-        entry["bytes_deleted"] += sum(c.bytes for c in mine)
-        entry["rows_deleted"] += sum(c.rows or 0 for c in mine)
-        entry["last_run_at"] = now
-        entry["last_deleted"] = [c.path for c in mine]
-    versions = document.get("versions", {})
-    for candidate in items:
-        if candidate.target == "table":
-            versions.pop(str(layout.parse_version(candidate.path.rsplit("/", 1)[-1])), None)
+def _summarize(document: dict, item: Candidate, run_id: str) -> None:
+    """Totals per target plus the last run's deletions; a deleted table version leaves the version index."""
+    entry = document.setdefault("retention", {}).setdefault(
+        item.target, {"folders_deleted": 0, "files_deleted": 0, "bytes_deleted": 0, "rows_deleted": 0})
+    entry["folders_deleted"] += 1
+    entry["files_deleted"] += item.files
+    entry["bytes_deleted"] += item.bytes
+    entry["rows_deleted"] += item.rows or 0
+    if item.raw_totals:
+        entry["raw_totals"] = raw_totals.to_json(raw_totals.added(raw_totals.from_json(entry.get("raw_totals", {})),
+                                                                  raw_totals.from_json(item.raw_totals)))
+    if entry.get("last_run_id") != run_id:
+        entry["last_run_id"], entry["last_deleted"] = run_id, []
+    entry["last_run_at"] = utc_now_iso()
+    entry["last_deleted"].append(item.path)
+    if item.target == "table":
+        document.get("versions", {}).pop(str(layout.parse_version(item.path.rsplit("/", 1)[-1])), None)

@@ -6,9 +6,11 @@ lake metadata, MySQL's tables and its `kafka_offsets`. A missing piece (no topic
 a service down) shows as n/a instead of failing the summary.
 
 Reconciliation lines:
-  * per stream feed: records in its topic = rows in the lake + quarantined + not landed yet (lake lag);
+  * per stream feed: records in its topic = rows in the lake + quarantined + not landed yet (lake lag) + rows
+    retention deleted (recorded in the feed's metadata when it deleted them);
   * per built-in table: the additive columns of the warehouse fact table = those of the lake's current
-    version, and those of the lake's version = the same totals recomputed from the raw events in the lake.
+    version, and those of the lake's version = the same totals recomputed from the raw events in the lake
+    plus the totals of the raw events retention deleted (lakehouse.governance.raw_totals).
 """
 
 from __future__ import annotations
@@ -19,17 +21,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import mysql.connector
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
+from lakehouse.governance import raw_totals
+from lakehouse.governance.raw_totals import RAW_FEED, Totals
 from lakehouse.kafka import clients
 from lakehouse.lake import commit, snapshots
-from lakehouse.lake import schema as lake_schema
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -38,8 +38,6 @@ from lakehouse.warehouse.connection import connect, describe
 from lakehouse.warehouse.consumer import default_group_id
 from lakehouse.warehouse.upsert import quote
 
-RAW_FEED = "transaction_stream"
-MONEY = pa.decimal128(38, 2)
 # The additive columns of each built-in table: their sums must agree in the warehouse, the lake and the raw events.
 ADDITIVE_COLUMNS = {
     "user_transaction_summary": ("total_amount", "transaction_count"),
@@ -48,7 +46,6 @@ ADDITIVE_COLUMNS = {
     "product_purchase_counts": ("purchase_count", "total_quantity", "total_revenue"),
 }
 _MONEY_COLUMNS = {"total_amount", "total_amount_eur", "total_revenue"}
-Totals = dict[str, Decimal]  # "rows" and each additive column -> its sum
 
 
 # ---------------------------------------------------------------- the summary
@@ -64,6 +61,7 @@ class FeedStatus:
     topic_records: int | None  # sum of the topic's end offsets; None: no topic or Kafka unreachable
     lake_lag: int | None  # records not landed yet (streams) / not in the current version yet (tables)
     warehouse_lag: int | None  # records the warehouse consumer has not committed (tables)
+    retired: int = 0  # stream rows (landed or quarantined) that retention deleted on purpose
 
 
 @dataclass(frozen=True)
@@ -242,8 +240,9 @@ def _feed_status(settings: Settings, storage: LakeStorage, feed: Feed, kafka: Ka
         days = {layout.parse_partition_date(f.path) for f in files} - {None}
         rows = sum(storage.parquet_row_count(f.path) for f in files)
         lake_lag = lag(watermarks, FeedMetadata(storage, feed.name).offsets(topic)) if watermarks else None
+        retired = FeedMetadata(storage, feed.name).retired_rows()
         return FeedStatus(feed, len(days), None, rows, len(files), sum(f.size for f in files), quarantined,
-                          topic_records, lake_lag, None)
+                          topic_records, lake_lag, None, retired.get("stream", 0) + retired.get("quarantine", 0))
     current = snapshots.current_version(storage, feed.name)
     rows = storage.parquet_row_count(layout.table_snapshot_file(feed.name, current)) if current else 0
     read_to = snapshots.source_offsets_of(storage, feed.name)
@@ -264,9 +263,10 @@ def _stream_check(status: FeedStatus) -> Check:
     label = f"lake {status.feed.name}"
     if status.topic_records is None or status.lake_lag is None:
         return Check(label, "topic not found (or Kafka unreachable)", None)
-    accounted = status.rows + status.quarantined + status.lake_lag
+    accounted = status.rows + status.quarantined + status.lake_lag + status.retired
+    retired = f" + deleted by retention {status.retired:,}" if status.retired else ""
     detail = (f"records in topic {status.topic_records:,} {'=' if accounted == status.topic_records else '!='} "
-              f"rows {status.rows:,} + quarantined {status.quarantined:,} + not landed {status.lake_lag:,}")
+              f"rows {status.rows:,} + quarantined {status.quarantined:,} + not landed {status.lake_lag:,}{retired}")
     return Check(label, detail, accounted == status.topic_records)
 
 
@@ -309,40 +309,16 @@ def _lake_table_totals(storage: LakeStorage, feed: str, version: int, columns: t
     totals: Totals = {"rows": Decimal(table.num_rows)}
     for column in columns:
         if column in table.column_names:
-            totals[column] = _sum(table.column(column), money=column in _MONEY_COLUMNS)
+            totals[column] = raw_totals.exact_sum(table.column(column), money=column in _MONEY_COLUMNS)
     return totals
 
 
-def _sum(values: pa.ChunkedArray, money: bool) -> Decimal:
-    """Exact sums: money to the cent (a double of 2 decimals converts exactly), counts as integers."""
-    total = pc.sum(values.cast(MONEY) if money else values.cast(pa.int64())).as_py()
-    return Decimal(total if total is not None else 0)
-
-
 def _raw_event_totals(storage: LakeStorage) -> Callable[[str], Totals | None] | None:
-    """What each table's additive columns must sum to, recomputed from the raw events landed in the lake.
-
-    EUR money is not recomputed (it needs the per-event conversion); counts are. None: no raw rows yet.
-    """
-    files = [storage.full(path) for path in commit.stream_files(storage, RAW_FEED)]
-    if not files:
+    """What each table's additive columns must sum to: the raw events in the lake plus those retention deleted
+    (it recorded their totals when it deleted them). None: no raw rows yet."""
+    files = commit.stream_files(storage, RAW_FEED)
+    deleted = raw_totals.recorded_at_deletion(storage)
+    if not files and not deleted:
         return None
-    # the feed's schema spans files written before it evolved (a column added, an integer widened to double)
-    stored = FeedMetadata(storage, RAW_FEED).read().get("schema", [])
-    schema = lake_schema.to_arrow(lake_schema.schema_from_json(stored))
-    events = ds.dataset(files, filesystem=storage.fs, format="parquet",
-                        schema=schema if len(schema) else None).to_table(columns={
-        "transaction_type": ds.field("transaction_type"), "amount": ds.field("amount"),
-        "quantity": ds.field("product", "quantity")})
-    purchases = events.filter(pc.equal(events.column("transaction_type"), "purchase"))
-    count, amount = Decimal(events.num_rows), _sum(events.column("amount"), money=True)
-    expected: dict[str, Totals] = {
-        "user_transaction_summary": {"total_amount": amount, "transaction_count": count},
-        "user_transaction_summary_eur": {"transaction_count": count},
-        "payment_method_totals": {"transaction_count": count},
-        "product_purchase_counts": {
-            "purchase_count": Decimal(purchases.num_rows),
-            "total_quantity": _sum(purchases.column("quantity"), money=False),
-            "total_revenue": _sum(purchases.column("amount"), money=True)},
-    }
-    return expected.get
+    retained = raw_totals.of_files(storage, files) if files else {}
+    return raw_totals.added(retained, deleted).get

@@ -98,6 +98,10 @@ class ChangelogReader:
             if clients.is_partition_end(message):
                 if message.offset() >= self.ends[tp]:
                     self.pending.discard(tp)
+                # read up to here, transaction markers included: what the rows reflect (sync compares it with
+                # the warehouse consumer's offsets, which also reach the end past the markers)
+                offsets = self.states[self.feeds_by_topic[message.topic()].name].next_offsets
+                offsets[message.partition()] = max(offsets.get(message.partition(), 0), message.offset())
                 continue
             if message.error() is not None:
                 raise LakehouseError(f"reading {message.topic()}: {message.error().str()}")

@@ -174,19 +174,27 @@ def is_partition_end(message: Message) -> bool:
     return error is not None and error.code() == KafkaError._PARTITION_EOF
 
 
+def watermarks(client: Consumer, topic: str, partitions: list[int],
+               timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """(low, high) of each partition: the first offset the topic still holds and the one the next record gets."""
+    return {partition: client.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            for partition in partitions}
+
+
 def end_offsets(client: Consumer, topic: str, partitions: list[int], timeout: float = 10.0) -> dict[int, int]:
     """The high watermark of each partition (the offset the next record will get)."""
-    ends = {}
-    for partition in partitions:
-        _low, high = client.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-        ends[partition] = high
-    return ends
+    return {partition: high for partition, (_low, high) in watermarks(client, topic, partitions, timeout).items()}
+
+
+def topic_watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """(low, high) of each partition of `topic` (empty when the topic does not exist)."""
+    client = consumer(settings, group_id=f"lakehouse-ends-{uuid.uuid4().hex}")
+    try:
+        return watermarks(client, topic, topic_partitions(settings, topic))
+    finally:
+        client.close()
 
 
 def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The high watermark of each partition of `topic` (empty when the topic does not exist)."""
-    client = consumer(settings, group_id=f"lakehouse-ends-{uuid.uuid4().hex}")
-    try:
-        return end_offsets(client, topic, topic_partitions(settings, topic))
-    finally:
-        client.close()
+    return {partition: high for partition, (_low, high) in topic_watermarks(settings, topic).items()}

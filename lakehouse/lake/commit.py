@@ -21,8 +21,8 @@ deleted) and returned to the caller, which reads the partition again from the la
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import date
 
@@ -92,10 +92,8 @@ class PartitionCommit:
 def commit_partitions(storage: LakeStorage, commits: Iterable[PartitionCommit]) -> list[PartitionCommit]:
     """Steps 2 to 5 for partitions whose files are all staged (step 1); returns the commits that were fenced
     (another writer moved the partition on, or removed their staged files) and so landed nothing."""
-    commits = sorted(commits, key=lambda item: (item.topic, item.partition))  # one lock order: no deadlock
-    with ExitStack() as locks:
-        for item in commits:
-            locks.enter_context(storage.exclusive(partition_lock(item.topic, item.partition)))
+    commits = sorted(commits, key=lambda item: (item.topic, item.partition))
+    with holding_partitions(storage, [(item.topic, item.partition) for item in commits]):
         current = [item for item in commits if _still_current(storage, item)]
         for item in current:  # step 2 for all of them first: from here on each gets completed whatever happens
             storage.write_bytes(manifest_file(item.topic, item.partition), orjson.dumps(asdict(item)))
@@ -111,6 +109,16 @@ def commit_partitions(storage: LakeStorage, commits: Iterable[PartitionCommit]) 
 
 def partition_lock(topic: str, partition: int) -> str:
     return f"{STAGING}/locks/{topic}+{partition}.lock"
+
+
+@contextmanager
+def holding_partitions(storage: LakeStorage, partitions: Iterable[tuple[str, int]]) -> Iterator[None]:
+    """Hold the locks of these (topic, partition)s: no commit lands a file of them meanwhile. Whoever else
+    rewrites or deletes landed files (backfill, retention) holds them too."""
+    with ExitStack() as locks:
+        for topic, partition in sorted(set(partitions)):  # one lock order for everyone: no deadlock
+            locks.enter_context(storage.exclusive(partition_lock(topic, partition)))
+        yield
 
 
 def _still_current(storage: LakeStorage, item: PartitionCommit) -> bool:

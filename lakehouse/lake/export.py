@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from lakehouse import layout
@@ -38,6 +39,7 @@ from lakehouse.storage import LakeStorage
 SOURCES = ("ksqldb", "kafka")
 BACKFILL_STAGING = f"{commit.STAGING}/backfill"  # readers never look under _staging
 _READ_BATCH = 10_000
+_RETIRED = ".retired"  # suffix of a day folder a backfill swapped out
 _MAX_IDLE_POLLS = 30  # one-second polls without a record while records are still expected
 
 
@@ -176,23 +178,30 @@ class DayBackfill:
 
 
 def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date,
-                 dry_run: bool = False) -> DayBackfill:
+                 dry_run: bool = False, allow_shrink: bool = False) -> DayBackfill:
     """Rebuild one day of a stream from its topic and swap the day's folder in atomically.
 
     The rebuild reads every partition up to the offset the lake has landed, never further: records beyond
     it belong to the next consumer or export run, which lands them into their day as usual. So the day
-    holds each landed record exactly once before and after, whoever lands next.
+    holds each landed record exactly once before and after, whoever lands next. Records Kafka has already
+    expired cannot be read again: a rebuild that would lose rows is refused unless `allow_shrink`.
     """
     topic = settings.topic(feed.topic)
+    watermarks = clients.topic_watermarks(settings, topic)
+    if not watermarks:
+        raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
     if not dry_run:
-        recover_backfills(storage, feed.name)
+        recover_backfills(storage, feed.name, topic, list(watermarks))
     day_dir = layout.stream_partition_dir(feed.name, day)
     if feed.storage_mode == "ignore" and storage.list_dir(day_dir):
         raise LakehouseError(f"stream {feed.name} has storage mode ignore: {day_dir} exists and is never rewritten")
+    expired = _expired_offsets(storage, day_dir, watermarks)
+    if expired and not allow_shrink:
+        raise LakehouseError(
+            f"stream {feed.name}: cannot rebuild {layout.date_partition(day)}: topic {topic} no longer holds "
+            + ", ".join(f"partition {p} offsets {first}-{low - 1}" for p, (first, low) in sorted(expired.items()))
+            + " (expired from Kafka); the day is kept as it is (--allow-shrink rebuilds it from what is left)")
     landed = FeedMetadata(storage, feed.name).offsets(topic)
-    partitions = clients.topic_partitions(settings, topic)
-    if not partitions:
-        raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
     metadata = _ReadOnlyMetadata(storage, feed.name) if dry_run else FeedMetadata(storage, feed.name)
     decoder = FeedDecoder(feed, metadata)
     tables, bad = [], 0
@@ -204,50 +213,92 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     rebuilt = pa.concat_tables([lake_schema.conform(t, schema) for t in tables]) if tables else schema.empty_table()
     rebuilt = rebuilt.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
     kept = [name for name in storage.list_dir(day_dir) if _landed_after(name, topic, landed)]
-    result = DayBackfill(feed.name, day, rebuilt.num_rows, _rows_in(storage, day_dir), len(kept), bad,
-                         sorted(set(partitions) - set(landed)))
+    held = _rows_in(storage, day_dir)
+    after = rebuilt.num_rows + sum(storage.parquet_row_count(f"{day_dir}/{name}") for name in kept)
+    if after < held and not allow_shrink:
+        raise LakehouseError(
+            f"stream {feed.name}: a rebuild of {layout.date_partition(day)} would hold {after} rows, fewer than "
+            f"the {held} it holds; the day is kept as it is (--allow-shrink replaces it anyway)")
+    result = DayBackfill(feed.name, day, rebuilt.num_rows, held, len(kept), bad,
+                         sorted(set(watermarks) - set(landed)))
     if not dry_run:
-        _replace_day(storage, feed.name, topic, day, rebuilt, landed)
+        _replace_day(storage, feed.name, topic, day, rebuilt, landed, list(watermarks))
     return result
 
 
+def _expired_offsets(storage: LakeStorage, day_dir: str,
+                     watermarks: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """Per partition whose first record of the day Kafka no longer holds: (that offset, the topic's low mark)."""
+    files = [storage.full(f"{day_dir}/{name}") for name in storage.list_dir(day_dir) if name.endswith(".parquet")]
+    if not files:
+        return {}
+    lineage = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(columns=["_partition", "_offset"])
+    firsts = lineage.group_by("_partition").aggregate([("_offset", "min")])
+    expired = {}
+    for partition, first in zip(firsts.column("_partition").to_pylist(), firsts.column("_offset_min").to_pylist(),
+                                strict=True):
+        low = watermarks.get(partition, (0, 0))[0]
+        if first < low:
+            expired[partition] = (first, low)
+    return expired
+
+
 def _replace_day(storage: LakeStorage, feed: str, topic: str, day: date, table: pa.Table,
-                 landed: dict[int, int]) -> None:
-    """Stage the new day (rebuilt file + copies of newer files), then swap folders with two renames."""
+                 landed: dict[int, int], partitions: list[int]) -> None:
+    """Stage the new day (rebuilt file + copies of newer files), then swap folders with two renames.
+
+    Under the topic's partition locks: no writer lands a file into the day between the listing and the swap.
+    """
     day_dir = layout.stream_partition_dir(feed, day)
     staged = f"{BACKFILL_STAGING}/{feed}/{day.isoformat()}.{uuid.uuid4().hex[:12]}"
-    retired = f"{staged}.retired"
-    storage.makedirs(staged)
-    if table.num_rows:
-        storage.write_parquet(f"{staged}/{topic}+backfill+{day.isoformat()}.parquet", table)
-    for name in storage.list_dir(day_dir):
-        if _landed_after(name, topic, landed):
-            storage.write_bytes(f"{staged}/{name}", storage.read_bytes(f"{day_dir}/{name}"))
-    if storage.exists(day_dir):
-        storage.rename(day_dir, retired)
-    storage.makedirs(day_dir.rsplit("/", 1)[0])
-    storage.rename(staged, day_dir)
-    # A file the consumer landed into the old folder after we listed it moves over before the old one goes.
+    retired = f"{staged}{_RETIRED}"
+    with commit.holding_partitions(storage, [(topic, partition) for partition in partitions]):
+        storage.makedirs(staged)
+        if table.num_rows:
+            storage.write_parquet(f"{staged}/{topic}+backfill+{day.isoformat()}.parquet", table)
+        for name in storage.list_dir(day_dir):
+            if _landed_after(name, topic, landed):
+                storage.write_bytes(f"{staged}/{name}", storage.read_bytes(f"{day_dir}/{name}"))
+        if storage.exists(day_dir):
+            storage.rename(day_dir, retired)
+        storage.makedirs(day_dir.rsplit("/", 1)[0])
+        storage.rename(staged, day_dir)
+        if storage.exists(retired):
+            storage.delete_dir(retired)
+        if not storage.list_dir(day_dir):
+            storage.delete_dir(day_dir)  # an empty day is no partition at all
+
+
+def recover_backfills(storage: LakeStorage, feed: str, topic: str, partitions: list[int]) -> None:
+    """After a crash mid-swap: a retired day whose replacement never moved in (its staged folder is still
+    there, or the day is missing) goes back into the day's folder, merged with anything a writer landed there
+    since; a retired day whose replacement did move in is superseded and dropped, as is leftover staging."""
+    folder = f"{BACKFILL_STAGING}/{feed}"
+    with commit.holding_partitions(storage, [(topic, partition) for partition in partitions]):
+        names = storage.list_dir(folder)
+        for name in names:
+            if not name.endswith(_RETIRED):
+                continue
+            day_dir = layout.stream_partition_dir(feed, date.fromisoformat(name.split(".")[0]))
+            if name.removesuffix(_RETIRED) in names or not storage.exists(day_dir):
+                _restore(storage, f"{folder}/{name}", day_dir)
+            else:
+                storage.delete_dir(f"{folder}/{name}")
+        for name in storage.list_dir(folder):
+            storage.delete_dir(f"{folder}/{name}")
+
+
+def _restore(storage: LakeStorage, retired: str, day_dir: str) -> None:
+    """Put a retired day back, keeping the files a writer landed into the day's folder meanwhile."""
+    if not storage.exists(day_dir):
+        storage.makedirs(day_dir.rsplit("/", 1)[0])
+        storage.rename(retired, day_dir)
+        return
     present = set(storage.list_dir(day_dir))
     for name in storage.list_dir(retired):
-        if name not in present and _landed_after(name, topic, landed):
+        if name not in present:
             storage.rename(f"{retired}/{name}", f"{day_dir}/{name}")
-    if storage.exists(retired):
-        storage.delete_dir(retired)
-    if not storage.list_dir(day_dir):
-        storage.delete_dir(day_dir)  # an empty day is no partition at all
-
-
-def recover_backfills(storage: LakeStorage, feed: str) -> None:
-    """After a crash mid-swap: put a retired day back if its folder is missing; drop the rest."""
-    folder = f"{BACKFILL_STAGING}/{feed}"
-    for name in storage.list_dir(folder):
-        day_dir = layout.stream_partition_dir(feed, date.fromisoformat(name.split(".")[0]))
-        if name.endswith(".retired") and not storage.exists(day_dir):
-            storage.makedirs(day_dir.rsplit("/", 1)[0])
-            storage.rename(f"{folder}/{name}", day_dir)
-        else:
-            storage.delete_dir(f"{folder}/{name}")
+    storage.delete_dir(retired)
 
 
 def _landed_after(file_name: str, topic: str, landed: dict[int, int]) -> bool:
@@ -331,7 +382,7 @@ def _read_range(settings: Settings, topic: str, start: dict[int, int | None],
 # ---------------------------------------------------------------------- orchestration
 def export_feeds(settings: Settings, storage: LakeStorage, feeds: list[Feed], source: str,
                  day: date | None = None, dry_run: bool = False, skip_missing: bool = False,
-                 say: Callable[[str], None] = print) -> None:
+                 allow_shrink: bool = False, say: Callable[[str], None] = print) -> None:
     """Export each feed, saying one line per outcome.
 
     `skip_missing` (--all): a feed whose Kafka topic does not exist yet is reported and skipped, not an error.
@@ -344,17 +395,17 @@ def export_feeds(settings: Settings, storage: LakeStorage, feeds: list[Feed], so
         if skip_missing and reads_kafka and not clients.topic_partitions(settings, settings.topic(feed.topic)):
             say(f"{feed.kind} {feed.name}: skipped, topic {settings.topic(feed.topic)} does not exist yet")
             continue
-        say(_export_one(settings, storage, feed, source, day, dry_run))
+        say(_export_one(settings, storage, feed, source, day, dry_run, allow_shrink))
 
 
 def _export_one(settings: Settings, storage: LakeStorage, feed: Feed, source: str, day: date | None,
-                dry_run: bool) -> str:
+                dry_run: bool, allow_shrink: bool) -> str:
     if feed.kind == "table":
         if day is not None:
             return f"table {feed.name}: skipped (--date applies to streams)"
         return export_table(settings, storage, feed, source, dry_run).describe(dry_run)
     if day is not None:
-        return backfill_day(settings, storage, feed, day, dry_run).describe(dry_run)
+        return backfill_day(settings, storage, feed, day, dry_run, allow_shrink).describe(dry_run)
     if dry_run:
         return plan_stream(settings, storage, feed).describe()
     return export_stream(settings, feed).describe()

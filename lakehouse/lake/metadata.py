@@ -42,6 +42,11 @@ class FeedMetadata:
                                      orjson.dumps(document, option=orjson.OPT_INDENT_2))
         return document
 
+    def retired_rows(self) -> dict[str, int]:
+        """Rows retention has deleted on purpose, per target (stream, quarantine, table): they count as landed."""
+        return {target: int(totals.get("rows_deleted", 0))
+                for target, totals in self.read().get("retention", {}).items()}
+
     def offsets(self, topic: str) -> dict[int, int]:
         """Next offset to land per partition of `topic` (partitions never landed are absent)."""
         prefix = f"{topic}+"

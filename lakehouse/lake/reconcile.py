@@ -40,9 +40,7 @@ def reconcile(storage: LakeStorage, feeds: list[Feed]) -> list[Reconciliation]:
         quarantine_dir = f"{layout.QUARANTINE}/{feed.name}"
         quarantined = sum(storage.parquet_row_count(f.path) for f in storage.walk_files(quarantine_dir)
                           if f.path.endswith(".parquet"))
-        # Retention deletes landed rows on purpose; it records how many per target in the feed's metadata.
-        retired = {target: int(totals.get("rows_deleted", 0))
-                   for target, totals in metadata.read().get("retention", {}).items()}
+        retired = metadata.retired_rows()
         results.append(Reconciliation(
             feed.name, sum(int(s.get("consumed", 0)) for s in metadata.partition_states()),
             commit.landed_rows(storage, feed.name) + retired.get("stream", 0),

@@ -127,9 +127,9 @@ def _mark_offsets(document: dict, version: int, source_offsets: dict[int, int]) 
     entry["source_offsets"] = {str(partition): offset for partition, offset in sorted(source_offsets.items())}
 
 
-def source_offsets_of(storage: LakeStorage, feed_name: str) -> dict[int, int] | None:
-    """How far the changelog was read for the current version (None when not recorded)."""
-    version = current_version(storage, feed_name)
+def source_offsets_of(storage: LakeStorage, feed_name: str, version: int | None = None) -> dict[int, int] | None:
+    """How far the changelog was read for `version` (default: the current one); None when not recorded."""
+    version = current_version(storage, feed_name) if version is None else version
     entry = FeedMetadata(storage, feed_name).read().get("versions", {}).get(str(version), {})
     offsets = entry.get("source_offsets")
     return None if offsets is None else {int(partition): int(offset) for partition, offset in offsets.items()}

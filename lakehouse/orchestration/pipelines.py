@@ -12,6 +12,7 @@ Rows moved are counted with a Beam metric, which every runner reports back.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from lakehouse.warehouse.base import Snapshot
 from lakehouse.warehouse.connection import Warehouse, open_warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
-from lakehouse.warehouse.sync import record_sync_run, reserve_sync_run
+from lakehouse.warehouse.sync import consumer_ahead, record_sync_run, reserve_sync_run
 
 NAMESPACE = "lakehouse"
 ROWS = "rows"
@@ -214,7 +215,7 @@ class UpsertBatches(SettingsDoFn):
         self.warehouse = Warehouse(self.warehouse_settings(), give_up_after=120.0)
         self.quarantine = QuarantineWriter(LakeStorage(self.settings.data_lake_root))
 
-    def process(self, batch: SyncBatch) -> Iterable[str]:
+    def process(self, batch: SyncBatch) -> Iterable[tuple[str, int]]:
         mapping = mapping_for(batch.feed)
         mapping.prepare(self.warehouse, [])  # the live table's columns count against an auto-mapped table's cap
         payloads = []
@@ -226,8 +227,21 @@ class UpsertBatches(SettingsDoFn):
                     batch.feed.name, self.settings.topic(batch.feed.topic), index, row, batch.feed.key_columns,
                     f"sync from lake v{batch.lake_version}: {exc}"))
         mapping.prepare(self.warehouse, payloads)
-        _rows_counter().inc(self.warehouse.run(lambda cursor: mapping.write(cursor, payloads, self.snapshot)))
-        yield batch.feed.name
+        topic = self.settings.topic(batch.feed.topic)
+        reflects = snapshots.source_offsets_of(LakeStorage(self.settings.data_lake_root), batch.feed.name,
+                                               batch.lake_version)
+
+        def write(cursor) -> str | None:  # the sync rule (lakehouse.warehouse.sync), in the batch transaction
+            why = consumer_ahead(cursor, topic, reflects, f"lake v{batch.lake_version}")
+            if why is None:
+                _rows_counter().inc(mapping.write(cursor, payloads, self.snapshot))
+            return why
+
+        why = self.warehouse.run(write)
+        if why is not None:
+            print(f"warning: sync skipped a batch of {batch.feed.name}: {why}", file=sys.stderr)
+            return
+        yield batch.feed.name, batch.lake_version
 
     def finish_bundle(self) -> None:
         self.quarantine.flush()
@@ -241,18 +255,27 @@ class FinishSyncRun(SettingsDoFn):
         super().__init__(settings)
         self.snapshot = snapshot
 
-    def process(self, feed_names: list[str]) -> Iterable[int]:
-        catalog = FeedCatalog(LakeStorage(self.settings.data_lake_root))
-        tables = sorted({mapping_for(catalog.get(name)).table for name in feed_names})
+    def process(self, written: list[tuple[str, int]]) -> Iterable[int]:
+        storage = LakeStorage(self.settings.data_lake_root)
+        catalog = FeedCatalog(storage)
+        versions = dict(written)  # feed -> the lake version its batches came from
 
-        def finish(cursor) -> None:
-            for table in tables:
-                cursor.execute(f"DELETE FROM {upsert.quote(table)} WHERE snapshot_version <> %s",
+        def finish(cursor) -> list[str]:
+            tables = []
+            for name, version in sorted(versions.items()):
+                feed = catalog.get(name)
+                # The consumer may have landed newer rows since the batches: then they stay (the sync's rule).
+                if consumer_ahead(cursor, self.settings.topic(feed.topic),
+                                  snapshots.source_offsets_of(storage, name, version), f"lake v{version}"):
+                    continue
+                tables.append(mapping_for(feed).table)
+                cursor.execute(f"DELETE FROM {upsert.quote(tables[-1])} WHERE snapshot_version <> %s",
                                (self.snapshot.version,))
-            record_sync_run(cursor, self.snapshot, "lake", {"tables": tables, "batches": len(feed_names)})
+            record_sync_run(cursor, self.snapshot, "lake", {"tables": tables, "batches": len(written)})
+            return tables
 
         with open_warehouse(self.warehouse_settings()) as warehouse:
-            warehouse.run(finish)
+            tables = warehouse.run(finish)
         yield len(tables)
 
 

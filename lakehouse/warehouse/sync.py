@@ -5,6 +5,13 @@ or a ksqlDB pull query), then writes them all in ONE transaction together with i
 each table's rows are replaced by the snapshot (rows absent from it are removed), every row gets the
 run's snapshot_version (MAX + 1 unless given) and snapshot_date (the run's UTC date). A failure
 anywhere lands nothing. Rows that cannot be mapped are quarantined with their reason.
+
+One rule for the two writers of a table (this sync and the streaming consumer, lakehouse.warehouse.consumer):
+a snapshot may replace a table only when it reflects the table's changelog at least as far as the consumer has
+landed it (its offsets in `kafka_offsets`, any group). A snapshot that is behind, or records no offsets (a ksqlDB
+pull query), is skipped with one line: replacing the table with it would roll back rows the consumer landed and
+whose offsets say landed. The offsets are read under row locks in the writing transaction, so no consumer commit
+slips in between the check and the write. The Beam sync (lakehouse.orchestration.pipelines) applies the same check.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class TableLoad:
     feed: Feed
     mapping: Mapping
     origin: str  # where the rows came from, e.g. "lake v3"
+    reflects: dict[int, int] | None  # changelog partition -> next offset the rows reflect (None: unknown)
     row_count: int  # rows to land: one per key
     quarantined: int
     payloads: object  # the rows to land, as Converted.select gives them to Mapping.write
@@ -78,7 +86,7 @@ def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: i
         if not loads:
             raise LakehouseError(f"nothing to sync: no table has data in the {source} "
                                  f"({', '.join(skipped) or 'no active table feeds'})")
-        return _land(warehouse, loads, source, version, skipped)
+        return _land(settings, warehouse, loads, source, version, skipped, warn)
 
 
 def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
@@ -91,13 +99,15 @@ def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
             return None
         rows: Rows = snapshots.read_snapshot(storage, feed.name, lake_version)  # validated column-wise, as is
         origin = f"lake v{lake_version}"
+        reflects = snapshots.source_offsets_of(storage, feed.name, lake_version)
     elif source == "kafka":
         if not clients.topic_partitions(settings, settings.topic(feed.topic)):
             return None
-        rows = materialize_topic(settings, feed, quarantine).rows()
+        state = materialize_topic(settings, feed, quarantine)
+        rows, reflects = state.rows(), state.next_offsets
         origin = f"topic {settings.topic(feed.topic)}"
     else:
-        rows = ksqldb.pull_table(settings, feed.ksql_name)
+        rows, reflects = ksqldb.pull_table(settings, feed.ksql_name), None
         origin = f"ksqlDB {feed.ksql_name}"
     mapping.prepare(warehouse, [])  # the live table's columns count against an auto-mapped table's max_columns
     converted = mapping.convert_batch(rows)
@@ -106,7 +116,7 @@ def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
         quarantine.add(QuarantinedRecord.of_row(feed.name, settings.topic(feed.topic), index, row, feed.key_columns,
                                                 f"sync from {origin}: {reason}"))
     landing = last_per_key(converted)
-    return TableLoad(feed, mapping, origin, row_count=len(landing), quarantined=len(converted.reasons),
+    return TableLoad(feed, mapping, origin, reflects, row_count=len(landing), quarantined=len(converted.reasons),
                      payloads=converted.select(landing))
 
 
@@ -115,25 +125,55 @@ def last_per_key(converted: Converted) -> list[int]:
     return list({key: index for index, key in enumerate(converted.keys) if key is not None}.values())
 
 
-def _land(warehouse: Warehouse, loads: list[TableLoad], source: str, version: int | None,
-          skipped: list[str]) -> SyncResult:
+def _land(settings: Settings, warehouse: Warehouse, loads: list[TableLoad], source: str, version: int | None,
+          skipped: list[str], warn: Callable[[str], None]) -> SyncResult:
     started = datetime.now(UTC).replace(tzinfo=None)
     day = started.date()
     for load in loads:
         load.mapping.prepare(warehouse, load.payloads)  # type: ignore[arg-type]  # DDL: before the transaction
 
-    def work(cursor: MySQLCursor) -> int:
+    def work(cursor: MySQLCursor) -> tuple[int, list[TableLoad], dict[str, str]]:
+        behind = {load.feed.name: why for load in loads
+                  if (why := consumer_ahead(cursor, settings.topic(load.feed.topic), load.reflects, load.origin))}
+        landing = [load for load in loads if load.feed.name not in behind]
+        if not landing:
+            raise LakehouseError("nothing to sync: " + "; ".join(f"{name}: {why}" for name, why in behind.items()))
         number = version if version is not None else _next_version(cursor)
         snapshot = Snapshot(number, day)
-        for load in loads:
+        for load in landing:
             load.mapping.clear(cursor)
             load.mapping.write(cursor, load.payloads, snapshot)  # type: ignore[arg-type]
-        details = {load.feed.name: {"rows": load.row_count, "from": load.origin} for load in loads}
-        record_sync_run(cursor, snapshot, source, details, sum(x.row_count for x in loads), started)
-        return number
+        details = {load.feed.name: {"rows": load.row_count, "from": load.origin} for load in landing}
+        record_sync_run(cursor, snapshot, source, details, sum(x.row_count for x in landing), started)
+        return number, landing, behind
 
-    number = warehouse.run(work)
-    return SyncResult(number, day, source, loads, skipped)
+    number, landed, behind = warehouse.run(work)
+    for name, why in behind.items():
+        warn(f"skipped {name}: {why}")
+    return SyncResult(number, day, source, landed, skipped + list(behind))
+
+
+def consumer_ahead(cursor: MySQLCursor, topic: str, reflects: dict[int, int] | None, origin: str) -> str | None:
+    """Why a snapshot of `topic`'s table must not replace it (the rule above), or None when it may.
+
+    Locks the consumer's offsets of the warehouse until the transaction ends (FOR UPDATE), so a consumer commit
+    waits for the snapshot's write instead of slipping in between.
+    """
+    cursor.execute("SELECT topic, `partition`, next_offset FROM kafka_offsets FOR UPDATE")
+    landed: dict[int, int] = {}
+    for row_topic, partition, offset in cursor.fetchall():
+        if row_topic == topic:
+            landed[int(partition)] = max(int(offset), landed.get(int(partition), 0))
+    ahead = {partition: offset for partition, offset in sorted(landed.items())
+             if reflects is None or offset > reflects.get(partition, 0)}
+    if not ahead:
+        return None
+    if reflects is None:
+        return (f"{origin} records no changelog offsets, and the streaming warehouse consumer has landed {topic}; "
+                "a sync from it could roll the consumer's rows back")
+    positions = ", ".join(f"partition {p} at {offset} > {reflects.get(p, 0)}" for p, offset in ahead.items())
+    return (f"the streaming warehouse consumer has landed {topic} further than {origin} reflects ({positions}); "
+            "replacing the table would roll its rows back")
 
 
 def record_sync_run(cursor: MySQLCursor, snapshot: Snapshot, source: str, details: dict, row_count: int = 0,
