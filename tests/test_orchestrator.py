@@ -20,7 +20,7 @@ from apache_beam.internal import pickler
 from apache_beam.pipeline import PipelineVisitor
 from support import REPO, run_script
 
-from lakehouse.orchestration.schedule import pipelines
+from lakehouse.orchestration import pipelines
 from lakehouse.settings import Settings, load_settings
 from lakehouse.warehouse.base import Snapshot
 
