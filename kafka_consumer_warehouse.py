@@ -8,6 +8,7 @@ or a MySQL outage never loses or duplicates a change. SIGTERM (or Ctrl-C) flushe
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ EXAMPLES = """
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = load_settings()
     feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).select(
         names=args.feeds or (), topics=args.topics or (), kind="table", topic_prefix=settings.topic_prefix)

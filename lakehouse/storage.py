@@ -49,34 +49,8 @@ class LakeStorage:
         self.base = base.rstrip("/")
         self.root = root
         if check_layout and root not in _CURRENT_LAYOUT_ROOTS:
-            self.require_current_layout()
+            require_current_layout(self)
             _CURRENT_LAYOUT_ROOTS.add(root)
-
-    # ---------------------------------------------------------------- layout version
-    def layout_version(self) -> int:
-        """The lake's folder layout: as recorded, else 1 for a lake holding data, else (a new lake) the current one."""
-        if self.exists(layout.LAYOUT_FILE):
-            return int(orjson.loads(self.read_bytes(layout.LAYOUT_FILE))["layout"])
-        if any(self.list_dir(folder) for folder in layout.DATA_FOLDERS):
-            return 1
-        return layout.LAYOUT_VERSION
-
-    def record_layout_version(self) -> None:
-        self.write_bytes(layout.LAYOUT_FILE, orjson.dumps({"layout": layout.LAYOUT_VERSION}))
-
-    def require_current_layout(self) -> None:
-        version = self.layout_version()
-        if version < layout.LAYOUT_VERSION:
-            raise LakehouseError(f"the lake at {self.root} is in folder layout {version} (month=09, version=v3); "
-                                 "migrate it first: python data_lake_config.py migrate")
-        if version > layout.LAYOUT_VERSION:
-            raise LakehouseError(f"the lake at {self.root} is in folder layout {version}, newer than this "
-                                 f"lakehouse's {layout.LAYOUT_VERSION}: upgrade lakehouse")
-        if not self.exists(layout.LAYOUT_FILE):
-            try:  # a new lake: record its layout, so data landed later is known to be current
-                self.record_layout_version()
-            except OSError:
-                pass  # a read-only lake: the next writer records it
 
     # ---------------------------------------------------------------- paths
     def full(self, rel: str) -> str:
@@ -90,13 +64,11 @@ class LakeStorage:
     @contextmanager
     def exclusive(self, rel: str, wait: bool = True) -> Iterator[IO[str]]:
         """Hold the exclusive lock named `rel` (yields its open lock file, to note the holder in). `wait=False`:
-        BlockingIOError, with the holder's note as its text, when the lock is held.
-
-        The lock file is `rel` in a local lake. For a lake on an object store it is a file on this machine (one
-        per lake root and name), so it keeps out processes of this machine only.
+        BlockingIOError, with the holder's note as its text, when the lock is held. The lock file is `rel` in a
+        local lake; for a lake on an object store, a file on this machine (it keeps out this machine's processes).
         """
         self.refuse_symlinks(rel)
-        path = self.local_path(rel) or self._machine_lock_path(rel)
+        path = self.local_path(rel) or _machine_lock_path(self.root, rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _open_no_follow(path, "a+") as handle:
             try:
@@ -105,10 +77,6 @@ class LakeStorage:
                 handle.seek(0)
                 raise BlockingIOError(handle.read().strip()) from None
             yield handle  # closing the file releases the lock, also when the process dies
-
-    def _machine_lock_path(self, rel: str) -> Path:
-        digest = hashlib.sha256(f"{self.root}\0{rel}".encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"lakehouse-{digest}.lock"
 
     # ---------------------------------------------------------------- queries
     def exists(self, rel: str) -> bool:
@@ -151,12 +119,7 @@ class LakeStorage:
         path = self.local_root / rel.strip("/")
         if not path.resolve().is_relative_to(self.local_root):
             return f"{rel} resolves outside the lake root"
-        for folder, dirs, files in os.walk(path, followlinks=False):
-            for name in dirs + files:
-                inner = Path(folder) / name
-                if inner.is_symlink():
-                    return f"{inner.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(inner)})"
-        return None
+        return _symlink_inside(path, self.local_root)
 
     def symlink_on_the_way(self, rel: str) -> str | None:
         """Which part of `rel` (from the root down, `rel` included) is a symlink, or None. Object stores: None."""
@@ -292,3 +255,47 @@ def _open_no_follow(path: Path, mode: str) -> IO[str]:
     """open(path, mode) for "a" / "a+" that fails instead of following a symlink put there after the check."""
     flags = os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
     return os.fdopen(os.open(path, flags, 0o644), mode, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- the lake's layout version
+def layout_version(storage: LakeStorage) -> int:
+    """The lake's folder layout: as recorded, else 1 for a lake holding data, else (a new lake) the current one."""
+    if storage.exists(layout.LAYOUT_FILE):
+        return int(orjson.loads(storage.read_bytes(layout.LAYOUT_FILE))["layout"])
+    if any(storage.list_dir(folder) for folder in layout.DATA_FOLDERS):
+        return 1
+    return layout.LAYOUT_VERSION
+
+
+def record_layout_version(storage: LakeStorage) -> None:
+    storage.write_bytes(layout.LAYOUT_FILE, orjson.dumps({"layout": layout.LAYOUT_VERSION}))
+
+
+def require_current_layout(storage: LakeStorage) -> None:
+    version = layout_version(storage)
+    if version < layout.LAYOUT_VERSION:
+        raise LakehouseError(f"the lake at {storage.root} is in folder layout {version} (month=09, version=v3); "
+                             "migrate it first: python data_lake_config.py migrate")
+    if version > layout.LAYOUT_VERSION:
+        raise LakehouseError(f"the lake at {storage.root} is in folder layout {version}, newer than this "
+                             f"lakehouse's {layout.LAYOUT_VERSION}: upgrade lakehouse")
+    if not storage.exists(layout.LAYOUT_FILE):
+        try:  # a new lake: record its layout, so data landed later is known to be current
+            record_layout_version(storage)
+        except OSError:
+            pass  # a read-only lake: the next writer records it
+
+
+def _machine_lock_path(root: str, rel: str) -> Path:
+    digest = hashlib.sha256(f"{root}\0{rel}".encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"lakehouse-{digest}.lock"
+
+
+def _symlink_inside(path: Path, root: Path) -> str | None:
+    """The first symlink anywhere inside `path`, described, or None."""
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs + files:
+            inner = Path(folder) / name
+            if inner.is_symlink():
+                return f"{inner.relative_to(root).as_posix()} is a symlink (to {os.readlink(inner)})"
+    return None

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
 from lakehouse.lake import commit, export, lineage
-from lakehouse.storage import LakeStorage, date_partition_dirs
+from lakehouse.storage import LakeStorage, date_partition_dirs, layout_version, record_layout_version
 
 log = logging.getLogger(__name__)  # one line per change, so an operator sees how far a run got
 _DEFAULT_TIMESTAMP_FIELD = "timestamp"
@@ -59,7 +59,7 @@ class Migration:
 def migrate(root: str, dry_run: bool = False) -> Migration:
     """Steps 1 to 6 of the module docstring (a dry run counts them and changes nothing)."""
     storage = LakeStorage(root, check_layout=False)
-    result = Migration(storage.layout_version())
+    result = Migration(layout_version(storage))
     if result.from_layout == layout.LAYOUT_VERSION:
         return result
     # 1. interrupted lake commits
@@ -91,7 +91,7 @@ def migrate(root: str, dry_run: bool = False) -> Migration:
             result.versions_renamed[feed_folder.rsplit("/", 1)[-1]] = renamed
     # 6. the layout version: the lake opens again
     if not dry_run:
-        storage.record_layout_version()
+        record_layout_version(storage)
     return result
 
 

@@ -25,7 +25,7 @@ Rows written here carry snapshot_version 0 (STREAMING_VERSION) and today's snaps
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,8 +44,9 @@ from lakehouse.warehouse.base import STREAMING_VERSION, Key, Mapping, Snapshot
 from lakehouse.warehouse.connection import StopRequested, Warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
+from lakehouse.warehouse.offsets import TopicPartitionKey, read_offsets, starts_on_assign, write_offsets
 
-TopicPartitionKey = tuple[str, int]
+log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 20_000
 DEFAULT_BATCH_SECONDS = 1.0
 
@@ -86,6 +87,16 @@ class _PartitionBatch:
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
     next_offset: int = 0
 
+    def add(self, feed: Feed, mapping: Mapping, message: Message) -> None:
+        """A change record: decoded now (a bad one is quarantined), validated at flush time."""
+        self.next_offset = message.offset() + 1
+        try:
+            raw_key, row = decode_table_record(message.key(), message.value(), feed.key_columns)
+            self.changes.append((feed.name, mapping.key(raw_key), None, message) if row is None else
+                                (feed.name, None, row, message))
+        except BadRecord as exc:
+            self.quarantined.append(QuarantinedRecord.of_message(feed.name, message, str(exc)))
+
 
 class _Fenced(Exception):
     """The offsets stored in MySQL are not the ones this batch started from."""
@@ -95,20 +106,16 @@ class _Fenced(Exception):
         self.stored = stored
 
 
-def _warn(text: str) -> None:
-    print(f"warning: {text}", file=sys.stderr, flush=True)
-
-
 class WarehouseConsumer:
     def __init__(self, settings: Settings, feeds: list[Feed], options: ConsumerOptions,
-                 warn: Callable[[str], None] = _warn) -> None:
+                 warn: Callable[[str], None] = log.warning) -> None:
         self.settings = settings
         self.options = options
         self.warn = warn
         self.routes: dict[str, tuple[Feed, Mapping]] = {
             settings.topic(feed.topic): (feed, mapping_for(feed)) for feed in feeds}
         self.quarantine = QuarantineWriter(LakeStorage(settings.data_lake_root))
-        self.warehouse = Warehouse(settings, give_up_after=None, should_stop=self._stop_requested, on_retry=warn)
+        self.warehouse = Warehouse(settings, give_up_after=None, should_stop=lambda: self._stop, on_retry=warn)
         self.summary = ConsumerSummary()
         self._stop = False
         self._batch: dict[TopicPartitionKey, _PartitionBatch] = {}
@@ -125,9 +132,6 @@ class WarehouseConsumer:
         """Ask the loop to flush and stop (safe to call from a signal handler)."""
         self._stop = True
 
-    def _stop_requested(self) -> bool:
-        return self._stop
-
     def run(self) -> ConsumerSummary:
         try:
             ensure_schema(self.warehouse)
@@ -135,7 +139,7 @@ class WarehouseConsumer:
                 mapping.prepare(self.warehouse, [])  # auto-mapped tables exist before the first record
             self._consume()
         except StopRequested:
-            self.summary.uncommitted = sum(len(b.changes) + len(b.quarantined) for b in self._batch.values())
+            self.summary.uncommitted = self._pending()
         finally:
             if self._consumer is not None:
                 self._consumer.close()
@@ -145,7 +149,8 @@ class WarehouseConsumer:
     # ---------------------------------------------------------------- main loop
     def _consume(self) -> None:
         self._consumer = clients.consumer(self.settings, self.options.group_id, partition_ends=True)
-        topics = self._subscribable_topics()
+        topics = subscribable_topics(self.settings, self._consumer, set(self.routes), self.options.until_end,
+                                     self._ends, self.warn)
         if not topics:
             return
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -164,21 +169,6 @@ class WarehouseConsumer:
                 self._flush()
         self._flush()
 
-    def _subscribable_topics(self) -> list[str]:
-        existing = set(clients.require_broker(self.settings).list_topics(timeout=clients.CONNECT_TIMEOUT_S).topics)
-        missing = sorted(set(self.routes) - existing)
-        for topic in missing:
-            self.warn(f"topic {topic} does not exist yet" +
-                      ("; skipped" if self.options.until_end else "; it is consumed once it is created"))
-        if not self.options.until_end:
-            return sorted(self.routes)
-        topics = sorted(set(self.routes) & existing)
-        for topic in topics:
-            partitions = clients.topic_partitions(self.settings, topic)
-            for partition, end in clients.end_offsets(self._consumer, topic, partitions).items():
-                self._ends[(topic, partition)] = end
-        return topics
-
     def _done(self) -> bool:
         if self.options.max_messages is not None and self.summary.consumed >= self.options.max_messages:
             return True
@@ -191,7 +181,7 @@ class WarehouseConsumer:
         others = [tp for tp in self._ends if tp not in self._cursor]
         if not others:
             return True
-        stored = self.warehouse.run(lambda cursor: self._read_offsets(cursor, others))
+        stored = self.warehouse.run(lambda cursor: read_offsets(cursor, self.options.group_id, others))
         return all(stored.get(tp, 0) >= self._ends[tp] for tp in others)
 
     def _pending(self) -> int:
@@ -210,15 +200,7 @@ class WarehouseConsumer:
         self._cursor[tp] = message.offset() + 1
         if not self._batch:
             self._batch_started = time.monotonic()
-        batch = self._batch.setdefault(tp, _PartitionBatch())
-        batch.next_offset = message.offset() + 1
-        feed, mapping = self.routes[message.topic()]
-        try:
-            raw_key, row = decode_table_record(message.key(), message.value(), feed.key_columns)
-            batch.changes.append((feed.name, mapping.key(raw_key), None, message) if row is None else
-                                 (feed.name, None, row, message))
-        except BadRecord as exc:
-            batch.quarantined.append(QuarantinedRecord.of_message(feed.name, message, str(exc)))
+        self._batch.setdefault(tp, _PartitionBatch()).add(*self.routes[message.topic()], message)
 
     def _handle_error(self, error: KafkaError, tp: TopicPartitionKey, message: Message) -> None:
         if clients.is_partition_end(message):
@@ -247,7 +229,7 @@ class WarehouseConsumer:
         if not self._batch:
             return
         batch = self._batch
-        upserts, deletes, rejected = self._collapse(batch)
+        upserts, deletes, rejected = collapse(batch, self._mapping)
         quarantined = 0
         for tp, part in batch.items():
             for record in sorted([*part.quarantined, *rejected.get(tp, [])], key=lambda r: r.offset):
@@ -261,12 +243,12 @@ class WarehouseConsumer:
         snapshot = Snapshot(STREAMING_VERSION, datetime.now(UTC).date())
 
         def work(cursor: MySQLCursor) -> tuple[int, int]:
-            stored = self._read_offsets(cursor, list(batch), lock=True)
+            stored = read_offsets(cursor, self.options.group_id, list(batch), lock=True)
             if any(stored.get(tp) != expected[tp] for tp in batch):
                 raise _Fenced(stored)
             deleted = sum(self._mapping(n).delete(cursor, keys) for n, keys in deletes.items() if keys)
             written = sum(self._mapping(n).write(cursor, p, snapshot) for n, p in upserts.items())  # type: ignore[misc]
-            self._write_offsets(cursor, offsets)
+            write_offsets(cursor, self.options.group_id, offsets)
             return written, deleted
 
         try:
@@ -280,38 +262,6 @@ class WarehouseConsumer:
         self.summary.upserted += written
         self.summary.deleted += deleted
         self.summary.quarantined += quarantined
-
-    def _collapse(self, batch: dict[TopicPartitionKey, _PartitionBatch]
-                  ) -> tuple[dict[str, object], dict[str, list[Key]], dict[TopicPartitionKey, list[QuarantinedRecord]]]:
-        """The last valid change per key and feed: upserts (payloads for write), deletes (keys), and the
-        records validation rejected (per partition)."""
-        rows: dict[str, list[dict]] = {}
-        for part in batch.values():
-            for feed_name, _key, row, _message in part.changes:
-                if row is not None:
-                    rows.setdefault(feed_name, []).append(row)
-        converted = {name: self._mapping(name).convert_batch(feed_rows) for name, feed_rows in rows.items()}
-        position = dict.fromkeys(converted, 0)
-        latest: dict[str, dict[Key, int | None]] = {}  # key -> index of its row in `converted` (None: delete)
-        rejected: dict[TopicPartitionKey, list[QuarantinedRecord]] = {}
-        for tp, part in batch.items():
-            for feed_name, key, row, message in part.changes:
-                index = None
-                if row is not None:
-                    index, result = position[feed_name], converted[feed_name]
-                    position[feed_name] += 1
-                    if index in result.reasons:
-                        rejected.setdefault(tp, []).append(
-                            QuarantinedRecord.of_message(feed_name, message, result.reasons[index]))
-                        continue
-                    key = result.keys[index]
-                per_feed = latest.setdefault(feed_name, {})
-                per_feed.pop(key, None)  # type: ignore[arg-type]  # keep the order of the last change
-                per_feed[key] = index  # type: ignore[index]
-        upserts = {name: converted[name].select([i for i in changes.values() if i is not None])
-                   for name, changes in latest.items() if name in converted}
-        deletes = {name: [k for k, i in changes.items() if i is None] for name, changes in latest.items()}
-        return upserts, deletes, rejected
 
     def _mapping(self, feed_name: str) -> Mapping:
         return next(mapping for feed, mapping in self.routes.values() if feed.name == feed_name)
@@ -328,39 +278,16 @@ class WarehouseConsumer:
                 self._consumer.seek(TopicPartition(*tp, OFFSET_BEGINNING if start is None else start))
                 self._cursor[tp] = start or 0
 
-    def _read_offsets(self, cursor: MySQLCursor, partitions: list[TopicPartitionKey],
-                      lock: bool = False) -> dict[TopicPartitionKey, int | None]:
-        if not partitions:
-            return {}
-        pairs = ", ".join(["(%s, %s)"] * len(partitions))
-        cursor.execute(f"SELECT topic, `partition`, next_offset FROM kafka_offsets WHERE consumer_group = %s "
-                       f"AND (topic, `partition`) IN ({pairs}){' FOR UPDATE' if lock else ''}",
-                       [self.options.group_id, *(value for tp in partitions for value in tp)])
-        return {(str(topic), int(partition)): int(offset) for topic, partition, offset in cursor.fetchall()}
-
-    def _write_offsets(self, cursor: MySQLCursor, offsets: dict[TopicPartitionKey, int]) -> None:
-        cursor.executemany(
-            "INSERT INTO kafka_offsets (consumer_group, topic, `partition`, next_offset) VALUES (%s, %s, %s, %s) "
-            "ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
-            [(self.options.group_id, topic, partition, offset) for (topic, partition), offset in offsets.items()])
-
     # ---------------------------------------------------------------- rebalancing
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Seek every newly assigned partition to its offset stored in MySQL."""
         keys = [(p.topic, p.partition) for p in partitions]
         watermarks = {tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=10) for tp in keys}
 
-        def load(cursor: MySQLCursor) -> dict[TopicPartitionKey, int | None]:
-            stored: dict[TopicPartitionKey, int | None] = dict(self._read_offsets(cursor, keys, lock=True))
-            beyond = {tp: watermarks[tp][0] for tp in keys if (stored.get(tp) or 0) > watermarks[tp][1]}
-            if beyond:
-                self._write_offsets(cursor, beyond)
-                for tp, low in beyond.items():
-                    self._report_reset(tp, stored[tp], watermarks[tp][1], low)
-                stored.update(beyond)
-            return stored
-
-        stored = self.warehouse.run(load)
+        stored, resets = self.warehouse.run(lambda cursor: starts_on_assign(cursor, self.options.group_id, watermarks))
+        for text in resets:
+            self.summary.resets.append(text)
+            self.warn(text)
         for partition in partitions:
             tp = (partition.topic, partition.partition)
             start = stored.get(tp)
@@ -370,12 +297,6 @@ class WarehouseConsumer:
         consumer.incremental_assign(partitions)
         self._assigned_once = True
 
-    def _report_reset(self, tp: TopicPartitionKey, stored: int | None, end: int, low: int) -> None:
-        text = (f"stored offset {stored} of {tp[0]}[{tp[1]}] is beyond the end of the partition ({end}): "
-                f"the topic was recreated; reset to the beginning ({low})")
-        self.summary.resets.append(text)
-        self.warn(text)
-
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget revoked partitions: their uncommitted records will be read again by their next owner."""
         for partition in partitions:
@@ -384,3 +305,53 @@ class WarehouseConsumer:
             self._cursor.pop(tp, None)
             self._stored.pop(tp, None)
         consumer.incremental_unassign(partitions)
+
+
+def subscribable_topics(settings: Settings, consumer: Consumer, wanted: set[str], until_end: bool,
+                        ends: dict[TopicPartitionKey, int], warn: Callable[[str], None]) -> list[str]:
+    """The topics to subscribe to: all of them (a missing one is consumed once created), or for --until-end the
+    existing ones, whose end offsets go into `ends`."""
+    existing = set(clients.require_broker(settings).list_topics(timeout=clients.CONNECT_TIMEOUT_S).topics)
+    for topic in sorted(wanted - existing):
+        warn(f"topic {topic} does not exist yet"
+             + ("; skipped" if until_end else "; it is consumed once it is created"))
+    if not until_end:
+        return sorted(wanted)
+    topics = sorted(wanted & existing)
+    for topic in topics:
+        for partition, end in clients.end_offsets(consumer, topic, clients.topic_partitions(settings, topic)).items():
+            ends[(topic, partition)] = end
+    return topics
+
+
+def collapse(batch: dict[TopicPartitionKey, _PartitionBatch], mapping_of: Callable[[str], Mapping]
+             ) -> tuple[dict[str, object], dict[str, list[Key]], dict[TopicPartitionKey, list[QuarantinedRecord]]]:
+    """The last valid change per key and feed: upserts (payloads for write), deletes (keys), and the
+    records validation rejected (per partition)."""
+    rows: dict[str, list[dict]] = {}
+    for part in batch.values():
+        for feed_name, _key, row, _message in part.changes:
+            if row is not None:
+                rows.setdefault(feed_name, []).append(row)
+    converted = {name: mapping_of(name).convert_batch(feed_rows) for name, feed_rows in rows.items()}
+    position = dict.fromkeys(converted, 0)
+    latest: dict[str, dict[Key, int | None]] = {}  # key -> index of its row in `converted` (None: delete)
+    rejected: dict[TopicPartitionKey, list[QuarantinedRecord]] = {}
+    for tp, part in batch.items():
+        for feed_name, key, row, message in part.changes:
+            index = None
+            if row is not None:
+                index, result = position[feed_name], converted[feed_name]
+                position[feed_name] += 1
+                if index in result.reasons:
+                    rejected.setdefault(tp, []).append(
+                        QuarantinedRecord.of_message(feed_name, message, result.reasons[index]))
+                    continue
+                key = result.keys[index]
+            per_feed = latest.setdefault(feed_name, {})
+            per_feed.pop(key, None)  # type: ignore[arg-type]  # keep the order of the last change
+            per_feed[key] = index  # type: ignore[index]
+    upserts = {name: converted[name].select([i for i in changes.values() if i is not None])
+               for name, changes in latest.items() if name in converted}
+    deletes = {name: [k for k, i in changes.items() if i is None] for name, changes in latest.items()}
+    return upserts, deletes, rejected
