@@ -244,8 +244,7 @@ def _writers_held(storage: LakeStorage, candidate: Candidate) -> AbstractContext
     """A stream day is written by commits of the feed's Kafka partitions: hold their locks while it goes."""
     if candidate.target != "stream":
         return nullcontext()
-    states = FeedMetadata(storage, candidate.feed).partition_states()
-    return commit.holding_partitions(storage, [(state["topic"], int(state["partition"])) for state in states])
+    return commit.holding_partitions(storage, FeedMetadata(storage, candidate.feed).landed_partitions())
 
 
 def _with_raw_totals(storage: LakeStorage, candidate: Candidate) -> Candidate:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.errors import LakehouseError
@@ -16,6 +17,8 @@ CONNECT_TIMEOUT_S = 10.0
 # What a partition answers while it is still being set up (retried by wait_until_readable).
 _NOT_READY_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
                   KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
+READ_BATCH = 10_000  # records per consume() call of a bounded read
+_MAX_IDLE_POLLS = 30  # one-second polls without a record while records are still expected
 
 
 def admin_client(settings: Settings) -> AdminClient:
@@ -198,3 +201,46 @@ def topic_watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int
 def topic_end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The high watermark of each partition of `topic` (empty when the topic does not exist)."""
     return {partition: high for partition, (_low, high) in topic_watermarks(settings, topic).items()}
+
+
+def read_range(settings: Settings, topic: str, start: dict[int, int | None],
+                stop: dict[int, int]) -> Iterator[list[Message]]:
+    """Records of `topic` from `start` (None: the beginning) up to, not including, `stop`, per partition."""
+    client = consumer(settings, group_id=f"lakehouse-export-{uuid.uuid4().hex}", partition_ends=True)
+    try:
+        pending = {}
+        for partition, end in stop.items():
+            low, _high = client.get_watermark_offsets(TopicPartition(topic, partition),
+                                                      timeout=CONNECT_TIMEOUT_S)
+            first = max(low, start.get(partition) or 0)
+            if first < end:
+                pending[partition] = end
+        client.assign([TopicPartition(topic, partition, start.get(partition) or OFFSET_BEGINNING)
+                       for partition in pending])
+        idle = 0
+        while pending:
+            messages = client.consume(num_messages=READ_BATCH, timeout=1.0)
+            idle = 0 if messages else idle + 1
+            if idle >= _MAX_IDLE_POLLS:
+                raise LakehouseError(f"reading {topic}: no records for {_MAX_IDLE_POLLS}s while partitions "
+                                     f"{sorted(pending)} have not reached their bound")
+            wanted = []
+            for message in messages:
+                end = pending.get(message.partition())
+                if is_partition_end(message):  # the bound may lie past transaction markers
+                    done = end is not None and message.offset() >= end
+                elif message.error() is not None:
+                    raise LakehouseError(f"reading {topic}: {message.error().str()}")
+                elif end is None:
+                    continue
+                else:
+                    if message.offset() < end:
+                        wanted.append(message)
+                    done = message.offset() + 1 >= end
+                if done:
+                    del pending[message.partition()]
+                    client.incremental_unassign([TopicPartition(topic, message.partition())])
+            if wanted:
+                yield wanted
+    finally:
+        client.close()

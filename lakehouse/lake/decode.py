@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -17,10 +18,12 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from lakehouse.catalog import Feed
+from lakehouse.kafka import clients
 from lakehouse.kafka.records import MAX_VALUE_BYTES, BadRecord, decode_object, snake_case
 from lakehouse.lake import lineage
 from lakehouse.lake import schema as lake_schema
 from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
+from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +188,17 @@ def record_schema(document: dict, schema: lake_schema.Schema) -> lake_schema.Sch
         history.append({"version": len(history) + 1, "at": utc_now_iso(), "changes": changes})
         document["schema"] = lake_schema.schema_to_json(merged)
     return merged
+
+
+def decoded(settings: Settings, decoder: FeedDecoder, topic: str, start: dict[int, int | None],
+             stop: dict[int, int]) -> Iterator[tuple[pa.Table, pa.Array, int]]:
+    """(good rows with lineage, their event days, number of bad records) per batch, decoded like the consumer."""
+    feed = decoder.feed
+    for messages in clients.read_range(settings, topic, start, stop):
+        table, good, bad = decoder.decode([m.value() for m in messages])
+        kept = messages if good is None else [messages[index] for index in good]
+        table, days, _fallbacks = lineage.stamp_rows(
+            table, feed.timestamp_field, topic, pa.array([m.partition() for m in kept], pa.int32()),
+            pa.array([m.offset() for m in kept], pa.int64()), pa.array([m.timestamp()[1] for m in kept], pa.int64()),
+            datetime.now(UTC))
+        yield table, days, len(bad)

@@ -77,3 +77,16 @@ class FeedMetadata:
         folder = layout.offsets_dir(self.feed)
         return [orjson.loads(self.storage.read_bytes(f"{folder}/{name}"))
                 for name in self.storage.list_dir(folder) if name.endswith(".json")]
+
+    def landed_partitions(self) -> list[tuple[str, int]]:
+        """The (topic, partition)s this feed has landed: whose locks a rewrite or delete of its files holds."""
+        return [(state["topic"], int(state["partition"])) for state in self.partition_states()]
+
+
+class ReadOnlyMetadata(FeedMetadata):
+    """Feed metadata for a dry run: schema evolutions are applied in memory, never written."""
+
+    def update(self, change: Callable[[dict], None]) -> dict:
+        document = self.read()
+        change(document)
+        return document

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
-from lakehouse.lake import commit, export, lineage
+from lakehouse.lake import backfill, commit, lineage
+from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage, date_partition_dirs, layout_version, record_layout_version
 
 log = logging.getLogger(__name__)  # one line per change, so an operator sees how far a run got
@@ -78,7 +79,7 @@ def migrate(root: str, dry_run: bool = False) -> Migration:
         feed = feed_folder.rsplit("/", 1)[-1]
         # 3. interrupted backfills
         if not dry_run:
-            export.recover_backfills(storage, feed)
+            backfill.recover(storage, feed, FeedMetadata(storage, feed).landed_partitions())
         # 4. event_time
         rewritten = _add_event_time(storage, feed_folder, timestamp_fields.get(feed, _DEFAULT_TIMESTAMP_FIELD),
                                     dry_run)
