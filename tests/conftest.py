@@ -1,5 +1,8 @@
 """Fixtures over the real local stack (make up): Kafka on 127.0.0.1:9092, MariaDB on 127.0.0.1:3306.
 
+Every test that uses one of the stack's fixtures is marked `stack` here, so `pytest -m "not stack"` runs the
+tests that need no service at all (tests/<stage>/ mirrors lakehouse/<stage>/).
+
 Tests share the broker and the server, so each one works in names of its own: topics and consumer
 groups with a unique suffix (the topics are deleted after the test), a fresh lake folder, and a
 scratch database data_warehouse_t<hex>.
@@ -17,6 +20,15 @@ from support import base_env, unique
 
 from lakehouse.kafka.clients import CONNECT_TIMEOUT_S, admin_client, delete_topics, require_broker
 from lakehouse.settings import Settings, load_settings
+
+
+STACK_FIXTURES = frozenset({"stack_settings", "env", "settings_for", "warehouse_db", "topic_prefix"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(scope="session")

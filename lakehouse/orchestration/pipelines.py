@@ -2,7 +2,7 @@
 
   kafka_produce    shards of generated events produced in parallel; then one step derives them (ksqlDB stand-in)
   export_datalake  one element per active feed: new stream records / a new table version through the lake writer
-  sync_warehouse   newest table versions read from the lake, upserted into MySQL in batches, connection per bundle
+  sync_warehouse   sync_to_mysql.py's run as one step: newest table versions, one transaction, all or nothing
   retention        one element per policy of the catalog
 
 DirectRunner by default; every other Beam option passes through, so the same pipelines run on Dataflow,
@@ -12,7 +12,7 @@ Rows moved are counted with a Beam metric, which every runner reports back.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,22 +27,16 @@ from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.governance import retention
 from lakehouse.kafka import clients
-from lakehouse.kafka.records import BadRecord
-from lakehouse.lake import export, snapshots
+from lakehouse.lake import export
 from lakehouse.produce.events import GeneratorOptions
 from lakehouse.produce.producer import ProduceOptions, derive_values, event_records, produce_events
-from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
-from lakehouse.warehouse import upsert
-from lakehouse.warehouse.base import Snapshot
-from lakehouse.warehouse.connection import Warehouse, open_warehouse
-from lakehouse.warehouse.mapping import mapping_for
-from lakehouse.warehouse.migrations import ensure_schema
-from lakehouse.warehouse.sync import consumer_ahead, record_sync_run, reserve_sync_run
+from lakehouse.warehouse.sync import sync
 
 NAMESPACE = "lakehouse"
 ROWS = "rows"
+log = logging.getLogger(__name__)
 
 
 def _rows_counter():
@@ -181,119 +175,22 @@ def build_export(settings: Settings) -> Callable[[beam.Pipeline], object]:
 
 
 # ---------------------------------------------------------------- sync_warehouse
-SYNC_BATCH = 10_000
-SYNC_GIVE_UP_S = 10.0
+class SyncFromLake(SettingsDoFn):
+    """sync_to_mysql.py's run (lakehouse.warehouse.sync) as one step: every table from its newest lake version in
+    one transaction, all or nothing, under the same rule for the streaming consumer's rows. A tick with nothing
+    to land (no versions yet, or the consumer ahead) lands nothing and says why."""
 
-
-@dataclass(frozen=True)
-class SyncBatch:
-    feed: Feed
-    lake_version: int
-    rows: list[dict]
-
-
-class ReadNewestVersion(SettingsDoFn):
-    """The newest lake version of a table feed, in batches (nothing to do when the feed has no version yet)."""
-
-    def process(self, feed: Feed) -> Iterable[SyncBatch]:
-        storage = LakeStorage(self.settings.data_lake_root)
-        version = snapshots.current_version(storage, feed.name)
-        if version is None:
-            return
-        for batch in snapshots.read_snapshot(storage, feed.name, version).to_batches(SYNC_BATCH):
-            yield SyncBatch(feed, version, batch.to_pylist())
-
-
-class UpsertBatches(SettingsDoFn):
-    """Upserts batches through the feed's warehouse mapping; one connection per bundle, one transaction per batch."""
-
-    def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
-        super().__init__(settings)
-        self.snapshot = snapshot
-
-    def start_bundle(self) -> None:
-        self.warehouse = Warehouse(self.warehouse_settings(), give_up_after=120.0)
-        self.quarantine = QuarantineWriter(LakeStorage(self.settings.data_lake_root))
-
-    def process(self, batch: SyncBatch) -> Iterable[tuple[str, int]]:
-        mapping = mapping_for(batch.feed)
-        mapping.prepare(self.warehouse, [])  # the live table's columns count against an auto-mapped table's cap
-        payloads = []
-        for index, row in enumerate(batch.rows):
-            try:
-                payloads.append(mapping.convert(row)[1])
-            except BadRecord as exc:
-                self.quarantine.add(QuarantinedRecord.of_row(
-                    batch.feed.name, self.settings.topic(batch.feed.topic), index, row, batch.feed.key_columns,
-                    f"sync from lake v{batch.lake_version}: {exc}"))
-        mapping.prepare(self.warehouse, payloads)
-        topic = self.settings.topic(batch.feed.topic)
-        reflects = snapshots.source_offsets_of(LakeStorage(self.settings.data_lake_root), batch.feed.name,
-                                               batch.lake_version)
-
-        def write(cursor) -> str | None:  # the sync rule (lakehouse.warehouse.sync), in the batch transaction
-            why = consumer_ahead(cursor, topic, reflects, f"lake v{batch.lake_version}")
-            if why is None:
-                _rows_counter().inc(mapping.write(cursor, payloads, self.snapshot))
-            return why
-
-        why = self.warehouse.run(write)
-        if why is not None:
-            print(f"warning: sync skipped a batch of {batch.feed.name}: {why}", file=sys.stderr)
-            return
-        yield batch.feed.name, batch.lake_version
-
-    def finish_bundle(self) -> None:
-        self.quarantine.flush()
-        self.warehouse.close()
-
-
-class FinishSyncRun(SettingsDoFn):
-    """After every batch landed: rows the snapshots no longer hold go, and the run is recorded as complete."""
-
-    def __init__(self, settings: Settings, snapshot: Snapshot) -> None:
-        super().__init__(settings)
-        self.snapshot = snapshot
-
-    def process(self, written: list[tuple[str, int]]) -> Iterable[int]:
-        storage = LakeStorage(self.settings.data_lake_root)
-        catalog = FeedCatalog(storage)
-        versions = dict(written)  # feed -> the lake version its batches came from
-
-        def finish(cursor) -> list[str]:
-            tables = []
-            for name, version in sorted(versions.items()):
-                feed = catalog.get(name)
-                # The consumer may have landed newer rows since the batches: then they stay (the sync's rule).
-                if consumer_ahead(cursor, self.settings.topic(feed.topic),
-                                  snapshots.source_offsets_of(storage, name, version), f"lake v{version}"):
-                    continue
-                tables.append(mapping_for(feed).table)
-                cursor.execute(f"DELETE FROM {upsert.quote(tables[-1])} WHERE snapshot_version <> %s",
-                               (self.snapshot.version,))
-            record_sync_run(cursor, self.snapshot, "lake", {"tables": tables, "batches": len(written)})
-            return tables
-
-        with open_warehouse(self.warehouse_settings()) as warehouse:
-            tables = warehouse.run(finish)
-        yield len(tables)
+    def process(self, feeds: list[Feed]) -> Iterable[int]:
+        result = sync(self.warehouse_settings(), feeds, source="lake", warn=log.warning, strict=False)
+        _rows_counter().inc(result.row_count)
+        yield result.row_count
 
 
 def build_sync(settings: Settings) -> Callable[[beam.Pipeline], object]:
     feeds = FeedCatalog(LakeStorage(settings.data_lake_root)).list(kind="table", active_only=True)
-    # A tick gives up early when MySQL is away: the next tick tries again.
-    with open_warehouse(settings, give_up_after=SYNC_GIVE_UP_S) as warehouse:
-        ensure_schema(warehouse)
-        snapshot = warehouse.run(lambda cursor: reserve_sync_run(cursor, "lake"))
 
     def build(pipeline: beam.Pipeline) -> None:
-        _ = (pipeline
-             | "TableFeeds" >> beam.Create(feeds)
-             | "Read" >> beam.ParDo(ReadNewestVersion(settings))
-             | "Spread" >> beam.Reshuffle()
-             | "Upsert" >> beam.ParDo(UpsertBatches(settings, snapshot))
-             | "Gather" >> beam.combiners.ToList()
-             | "Finish" >> beam.ParDo(FinishSyncRun(settings, snapshot)))
+        _ = pipeline | "TableFeeds" >> beam.Create([feeds]) | "Sync" >> beam.ParDo(SyncFromLake(settings))
     return build
 
 

@@ -54,7 +54,7 @@ class TableLoad:
 
 @dataclass
 class SyncResult:
-    version: int
+    version: int | None  # None: nothing landed (a lenient run)
     day: date
     source: str
     tables: list[TableLoad]
@@ -66,7 +66,12 @@ class SyncResult:
 
 
 def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: int | None = None,
-         warn: Callable[[str], None] = print) -> SyncResult:
+         warn: Callable[[str], None] = print, strict: bool = True) -> SyncResult:
+    """Every table of `feeds` from `source` in one transaction: all of them land, or none.
+
+    `strict` (sync_to_mysql.py): a run with nothing to land is an error; otherwise (the orchestrator's every
+    tick) it lands nothing, records no run, and says why through `warn`.
+    """
     if source not in SOURCES:
         raise LakehouseError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     if version is not None and version < 1:
@@ -84,9 +89,11 @@ def sync(settings: Settings, feeds: list[Feed], source: str = "lake", version: i
                 loads.append(load)
         quarantine.flush()
         if not loads:
-            raise LakehouseError(f"nothing to sync: no table has data in the {source} "
-                                 f"({', '.join(skipped) or 'no active table feeds'})")
-        return _land(settings, warehouse, loads, source, version, skipped, warn)
+            why = f"no table has data in the {source} ({', '.join(skipped) or 'no active table feeds'})"
+            if strict:
+                raise LakehouseError(f"nothing to sync: {why}")
+            return SyncResult(None, datetime.now(UTC).date(), source, [], skipped)
+        return _land(settings, warehouse, loads, source, version, skipped, warn, strict)
 
 
 def _read(settings: Settings, warehouse: Warehouse, feed: Feed, source: str,
@@ -126,18 +133,20 @@ def last_per_key(converted: Converted) -> list[int]:
 
 
 def _land(settings: Settings, warehouse: Warehouse, loads: list[TableLoad], source: str, version: int | None,
-          skipped: list[str], warn: Callable[[str], None]) -> SyncResult:
+          skipped: list[str], warn: Callable[[str], None], strict: bool) -> SyncResult:
     started = datetime.now(UTC).replace(tzinfo=None)
     day = started.date()
     for load in loads:
         load.mapping.prepare(warehouse, load.payloads)  # type: ignore[arg-type]  # DDL: before the transaction
 
-    def work(cursor: MySQLCursor) -> tuple[int, list[TableLoad], dict[str, str]]:
+    def work(cursor: MySQLCursor) -> tuple[int | None, list[TableLoad], dict[str, str]]:
         behind = {load.feed.name: why for load in loads
                   if (why := consumer_ahead(cursor, settings.topic(load.feed.topic), load.reflects, load.origin))}
         landing = [load for load in loads if load.feed.name not in behind]
-        if not landing:
+        if not landing and strict:
             raise LakehouseError("nothing to sync: " + "; ".join(f"{name}: {why}" for name, why in behind.items()))
+        if not landing:
+            return None, [], behind
         number = version if version is not None else _next_version(cursor)
         snapshot = Snapshot(number, day)
         for load in landing:
@@ -186,13 +195,6 @@ def record_sync_run(cursor: MySQLCursor, snapshot: Snapshot, source: str, detail
         "tables_loaded = VALUES(tables_loaded), row_count = VALUES(row_count), "
         "started_at = LEAST(started_at, VALUES(started_at)), finished_at = VALUES(finished_at)",
         (snapshot.version, snapshot.day, source, orjson.dumps(details).decode(), row_count, started))
-
-
-def reserve_sync_run(cursor: MySQLCursor, source: str) -> Snapshot:
-    """Take the next snapshot number for a run that writes in several transactions (the Beam pipeline)."""
-    snapshot = Snapshot(_next_version(cursor), datetime.now(UTC).date())
-    record_sync_run(cursor, snapshot, source, {"status": "running"})
-    return snapshot
 
 
 def _next_version(cursor: MySQLCursor) -> int:
