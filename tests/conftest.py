@@ -21,7 +21,6 @@ from support import base_env, unique
 from lakehouse.kafka.clients import CONNECT_TIMEOUT_S, admin_client, delete_topics, require_broker
 from lakehouse.settings import Settings, load_settings
 
-
 STACK_FIXTURES = frozenset({"stack_settings", "env", "settings_for", "warehouse_db", "topic_prefix"})
 
 
