@@ -10,13 +10,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pyarrow as pa
 from confluent_kafka import Consumer, Producer
 
+from lakehouse import layout
+from lakehouse.catalog import FeedCatalog
 from lakehouse.kafka import clients
 from lakehouse.settings import Settings
+from lakehouse.storage import LakeStorage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,3 +112,17 @@ class IdleGroupMember:
     def leave(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def init_lake(settings: Settings) -> LakeStorage:
+    """The settings' lake with the built-in feeds in its catalog."""
+    storage = LakeStorage(settings.data_lake_root)
+    FeedCatalog(storage).init()
+    return storage
+
+
+def day_partition(storage: LakeStorage, root: str, day: date, rows: int) -> str:
+    """One parquet file of `rows` rows in the day's partition under `root`; returns the partition folder."""
+    folder = f"{root}/{layout.date_partition(day)}"
+    storage.write_parquet(f"{folder}/{layout.batch_file_name('t', 0, 0)}", pa.table({"n": list(range(rows))}))
+    return folder

@@ -7,9 +7,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from support import producing, run_script
+from support import day_partition, producing, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
@@ -32,13 +31,6 @@ def _lake(settings: Settings) -> tuple[LakeStorage, FeedCatalog]:
     return storage, catalog
 
 
-def _partition(storage: LakeStorage, root: str, day: date, rows: int) -> str:
-    """One parquet file of `rows` rows in the day's partition; returns the partition folder."""
-    folder = f"{root}/{layout.date_partition(day)}"
-    storage.write_parquet(f"{folder}/{layout.batch_file_name('t', 0, 0)}", pa.table({"n": list(range(rows))}))
-    return folder
-
-
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -52,7 +44,7 @@ def test_stream_boundary_exactly_n_days_is_kept(settings_for: Settings, lake_roo
     today = date(2026, 3, 1)
     feed_dir = layout.feed_dir("stream", STREAM)
     ages = {91: 4, 90: 5, 89: 6, 0: 7}  # days old -> rows
-    folders = {age: _partition(storage, feed_dir, today - timedelta(days=age), rows) for age, rows in ages.items()}
+    folders = {age: day_partition(storage, feed_dir, today - timedelta(days=age), rows) for age, rows in ages.items()}
 
     policies = retention.resolve_policies(catalog, stream=STREAM, retention_days=90)
     done = retention.apply(storage, retention.plan(storage, policies, today))
@@ -80,7 +72,7 @@ def test_retention_date_math_on_the_unpadded_layout(lake_root: Path, today: date
     catalog.init()
     feed_dir = layout.feed_dir("stream", STREAM)
     span = [kept_oldest + timedelta(days=offset) for offset in range(-3, 3)]
-    folders = {day: _partition(storage, feed_dir, day, 1) for day in span}
+    folders = {day: day_partition(storage, feed_dir, day, 1) for day in span}
 
     policies = retention.resolve_policies(catalog, stream=STREAM, retention_days=days)
     done = retention.apply(storage, retention.plan(storage, policies, today))
@@ -93,8 +85,8 @@ def test_retention_date_math_on_the_unpadded_layout(lake_root: Path, today: date
 def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str, str], settings_for: Settings,
                                                                   lake_root: Path) -> None:
     storage, _ = _lake(settings_for)
-    old = _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=200), 123)
-    _partition(storage, layout.feed_dir("stream", STREAM), _today(), 5)
+    old = day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=200), 123)
+    day_partition(storage, layout.feed_dir("stream", STREAM), _today(), 5)
     before = _files(lake_root)
 
     result = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "30", "--dry-run",
@@ -111,7 +103,7 @@ def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str,
 def test_deletion_is_audited_and_recorded_in_feed_metadata(env: dict[str, str], settings_for: Settings,
                                                            lake_root: Path) -> None:
     storage, _ = _lake(settings_for)
-    old = _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=100), 10)
+    old = day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=100), 10)
 
     result = run_script("data_retention.py", "--all", env=env, check=True)  # catalog policy: 90 days
 
@@ -150,7 +142,7 @@ def test_zero_retention_is_refused_without_force(env: dict[str, str], settings_f
                                                  lake_root: Path) -> None:
     storage, catalog = _lake(settings_for)
     _versions(storage, catalog, 3)
-    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
+    day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
     before = _files(lake_root)
 
     for args in (["--stream", STREAM, "--retention-days", "0"], ["--table", TABLE, "--keep-versions", "0"]):
@@ -167,7 +159,7 @@ def test_zero_retention_is_refused_without_force(env: dict[str, str], settings_f
 def test_an_out_of_range_retention_is_one_line_not_a_traceback(env: dict[str, str], settings_for: Settings,
                                                               lake_root: Path) -> None:
     storage, _catalog = _lake(settings_for)
-    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
+    day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=1), 3)
     before = _files(lake_root)
     for args in (["--stream", STREAM, "--retention-days", "1000000000000"], ["--quarantine-days", "99999999999"]):
         result = run_script("data_retention.py", *args, env=env)
@@ -193,9 +185,9 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
     feed_dir = lake_root / layout.feed_dir("stream", STREAM)
     feed_dir.mkdir(parents=True, exist_ok=True)
     (feed_dir / "year=2001").symlink_to(outside, target_is_directory=True)  # a whole year pointing outside
-    mixed = _partition(storage, layout.feed_dir("stream", STREAM), date(2002, 1, 1), 2)
+    mixed = day_partition(storage, layout.feed_dir("stream", STREAM), date(2002, 1, 1), 2)
     (lake_root / mixed / "link.parquet").symlink_to(outside / "loose.parquet")  # a link inside a real partition
-    plain = _partition(storage, layout.feed_dir("stream", STREAM), date(2003, 1, 1), 2)
+    plain = day_partition(storage, layout.feed_dir("stream", STREAM), date(2003, 1, 1), 2)
 
     result = run_script("data_retention.py", "--all", env=env)
 
@@ -213,7 +205,7 @@ def test_symlinks_are_never_followed(env: dict[str, str], settings_for: Settings
 def test_the_audit_log_is_never_written_through_a_symlink(env: dict[str, str], settings_for: Settings,
                                                           lake_root: Path, tmp_path: Path) -> None:
     storage, _ = _lake(settings_for)
-    _partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=40), 3)
+    day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=40), 3)
     outside = tmp_path / "not_the_lake.jsonl"
     outside.write_text("precious\n")
     audit = lake_root / retention.AUDIT_LOG
@@ -231,16 +223,16 @@ def test_quarantine_has_its_own_retention_and_inactive_feeds_keep_data(env: dict
                                                                        settings_for: Settings,
                                                                        lake_root: Path) -> None:
     storage, catalog = _lake(settings_for)
-    old_q = _partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=40), 1)
-    recent_q = _partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=20), 1)
+    old_q = day_partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=40), 1)
+    recent_q = day_partition(storage, f"{layout.QUARANTINE}/{STREAM}", _today() - timedelta(days=20), 1)
     archived = catalog.get("transaction_flattened")
     archived.archived = True
     catalog.save(archived)
-    kept = _partition(storage, layout.feed_dir("stream", archived.name), _today() - timedelta(days=400), 1)
+    kept = day_partition(storage, layout.feed_dir("stream", archived.name), _today() - timedelta(days=400), 1)
     disabled = catalog.get("transaction_stream_anonymized")
     disabled.enabled = False
     catalog.save(disabled)
-    paused = _partition(storage, layout.feed_dir("stream", disabled.name), _today() - timedelta(days=400), 1)
+    paused = day_partition(storage, layout.feed_dir("stream", disabled.name), _today() - timedelta(days=400), 1)
 
     run_script("data_retention.py", "--all", env=env, check=True)  # quarantine default: 30 days
     assert not (lake_root / old_q).exists() and (lake_root / recent_q).is_dir()

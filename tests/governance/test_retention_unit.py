@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pytest
+from support import day_partition
 
 from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
@@ -34,12 +35,6 @@ def lake(tmp_path: Path) -> tuple[LakeStorage, FeedCatalog]:
     return storage, catalog
 
 
-def day_folder(storage: LakeStorage, root: str, day: date, rows: int) -> str:
-    folder = f"{root}/{layout.date_partition(day)}"
-    storage.write_parquet(f"{folder}/{layout.batch_file_name('t', 0, 0)}", pa.table({"n": list(range(rows))}))
-    return folder
-
-
 def versions(storage: LakeStorage, count: int) -> None:
     for version in range(1, count + 1):
         storage.write_parquet(layout.table_snapshot_file(TABLE, version), pa.table({"v": [version] * version}))
@@ -59,9 +54,9 @@ def test_the_cutoff_is_the_oldest_day_kept(today: date, days: int, cutoff: date)
 def test_a_stream_plan_lists_each_old_day_with_files_bytes_rows_and_its_reason(lake) -> None:
     storage, _catalog = lake
     root = layout.feed_dir("stream", STREAM)
-    old = day_folder(storage, root, date(2025, 12, 31), 3)
-    day_folder(storage, root, date(2026, 1, 1), 4)  # exactly 90 days old: kept
-    day_folder(storage, root, date(2026, 3, 31), 5)
+    old = day_partition(storage, root, date(2025, 12, 31), 3)
+    day_partition(storage, root, date(2026, 1, 1), 4)  # exactly 90 days old: kept
+    day_partition(storage, root, date(2026, 3, 31), 5)
     planned = retention.plan(storage, [retention.Policy(STREAM, "stream", 90)], TODAY)
     assert [(c.path, c.target, c.files, c.rows, c.reason) for c in planned.candidates] == [
         (old, "stream", 1, 3, "2025-12-31 is 91 days old, policy keep 90 days")]
@@ -71,7 +66,7 @@ def test_a_stream_plan_lists_each_old_day_with_files_bytes_rows_and_its_reason(l
 
 def test_planning_deletes_nothing(lake) -> None:
     storage, _catalog = lake
-    old = day_folder(storage, layout.feed_dir("stream", STREAM), date(2020, 1, 1), 1)
+    old = day_partition(storage, layout.feed_dir("stream", STREAM), date(2020, 1, 1), 1)
     planned = retention.plan(storage, [retention.Policy(STREAM, "stream", 1)], TODAY)
     assert [c.path for c in planned.candidates] == [old]
     assert (storage.local_root / old).is_dir()
@@ -114,7 +109,7 @@ def test_quarantine_days_are_planned_under_the_quarantine_folder_and_unreadable_
     storage, _catalog = lake
     folder = f"{layout.quarantine_dir(STREAM, date(2026, 2, 1))}"
     storage.write_bytes(f"{folder}/bad.parquet", b"not parquet")
-    day_folder(storage, f"{layout.QUARANTINE}/{STREAM}", date(2026, 3, 15), 2)
+    day_partition(storage, f"{layout.QUARANTINE}/{STREAM}", date(2026, 3, 15), 2)
     planned = retention.plan(storage, [retention.Policy(STREAM, "quarantine", 30)], TODAY)
     assert [(c.path, c.target, c.files, c.bytes, c.rows, c.reason) for c in planned.candidates] == [
         ("_quarantine/transaction_stream/year=2026/month=2/day=1", "quarantine", 1, 11, None,
@@ -139,8 +134,8 @@ def test_a_day_folder_that_is_a_symlink_is_skipped_with_its_reason_not_planned(l
 def test_apply_deletes_the_planned_day_prunes_its_empty_month_and_audits_it(lake) -> None:
     storage, _catalog = lake
     root = layout.feed_dir("stream", STREAM)
-    old = day_folder(storage, root, date(2025, 11, 30), 2)
-    kept = day_folder(storage, root, date(2025, 12, 31), 1)
+    old = day_partition(storage, root, date(2025, 11, 30), 2)
+    kept = day_partition(storage, root, date(2025, 12, 31), 1)
     done = retention.apply(storage, retention.plan(storage, [retention.Policy(STREAM, "stream", 91)], TODAY))
     assert [c.path for c in done.candidates] == [old]
     assert not (storage.local_root / root / "year=2025/month=11").exists()

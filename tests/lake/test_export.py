@@ -307,17 +307,22 @@ def test_export_and_backfill_read_past_the_transaction_markers_ending_each_parti
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
 
 
+def _crash_mid_swap(lake: LakeStorage, day: date) -> tuple[Path, Path]:
+    """A backfill killed mid-swap: the old day renamed away, its half-staged replacement never renamed in."""
+    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, day)
+    retired = Path(lake.root) / f"_staging/backfill/{STREAM}/{day.isoformat()}.0123456789ab.retired"
+    retired.parent.mkdir(parents=True)
+    day_dir.rename(retired)
+    (retired.parent / f"{day.isoformat()}.0123456789ab").mkdir()
+    return day_dir, retired
+
+
 def test_a_backfill_interrupted_mid_swap_is_repaired_by_the_next_one(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     events = produce_events(settings_for, seed=6, messages=1500)
     export(env, "--stream", STREAM, "--source", "kafka")
     day = START + timedelta(days=2)
-    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, day)
-    # The crash: the old day was renamed away, the new one never renamed in.
-    retired = Path(lake.root) / f"_staging/backfill/{STREAM}/{day.isoformat()}.0123456789ab.retired"
-    retired.parent.mkdir(parents=True)
-    day_dir.rename(retired)
-    (retired.parent / f"{day.isoformat()}.0123456789ab").mkdir()  # its half-staged replacement
+    day_dir, retired = _crash_mid_swap(lake, day)
 
     export(env, "--stream", STREAM, "--date", START.isoformat())
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
@@ -379,12 +384,7 @@ def test_recovery_of_an_interrupted_swap_keeps_the_only_copy_of_a_day(
     events = produce_events(settings_for, seed=9, messages=1500)
     export(env, "--stream", STREAM, "--source", "kafka")
     day = START + timedelta(days=2)
-    day_dir = Path(lake.root) / layout.stream_partition_dir(STREAM, day)
-    # The crash: the old day was renamed away, its replacement never renamed in ...
-    retired = Path(lake.root) / f"_staging/backfill/{STREAM}/{day.isoformat()}.0123456789ab.retired"
-    retired.parent.mkdir(parents=True)
-    day_dir.rename(retired)
-    (retired.parent / f"{day.isoformat()}.0123456789ab").mkdir()
+    day_dir, retired = _crash_mid_swap(lake, day)  # ... its replacement never renamed in ...
     # ... and before any backfill ran again, the consumer landed newer records of that day into a new folder.
     events += produce_events(settings_for, seed=10, messages=600)
     export(env, "--stream", STREAM)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow.dataset as ds
-from support import REPO, IdleGroupMember, producing, run_script, unique, wait_for
+from support import REPO, IdleGroupMember, init_lake, producing, run_script, unique, wait_for
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.kafka import clients
@@ -30,12 +30,6 @@ SCRIPT = "kafka_consumer_datalake.py"
 
 
 # ---------------------------------------------------------------- helpers
-def init_lake(settings: Settings) -> LakeStorage:
-    storage = LakeStorage(settings.data_lake_root)
-    FeedCatalog(storage).init()
-    return storage
-
-
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]],
             partition: int | None = None, transactional: bool = False, kafka_time: datetime | None = None) -> None:
     """`kafka_time`: the records' Kafka timestamp (default: the producer's clock)."""

@@ -16,7 +16,7 @@ import mysql.connector
 import orjson
 import pyarrow as pa
 import pytest
-from support import producing, run_script, unique
+from support import init_lake, producing, run_script, unique
 
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds, validate_feed
 from lakehouse.errors import LakehouseError
@@ -33,12 +33,6 @@ LAKE_CONSUMER = "kafka_consumer_datalake.py"
 
 
 # ---------------------------------------------------------------- helpers
-def init_lake(settings: Settings) -> LakeStorage:
-    storage = LakeStorage(settings.data_lake_root)
-    FeedCatalog(storage).init()
-    return storage
-
-
 def produce_values(settings: Settings, topic: str, values: list[dict | bytes], compacted: bool = False) -> None:
     """JSON values (or raw bytes) to one partition of a topic of this test, in order."""
     clients.ensure_topics(settings, {settings.topic(topic): compacted}, partitions=1)
