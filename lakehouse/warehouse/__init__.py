@@ -2,7 +2,8 @@
 exactly-once Kafka consumer and snapshot sync. See docs/warehouse.md.
 
   connection   connect, reconnect and retry with backoff
-  migrations   versioned SQL files (migrations/V<NNN>__*.sql), ensure_schema
+  migrations   versioned SQL files (migrations/V<NNN>__*.sql), ensure_schema; the permission tables' names
+  offsets      the kafka_offsets table: where the streaming consumer resumes (read by sync too)
   base, star, automap, mapping
                how each table feed lands: curated star mappings, auto-mapping of any other table feed
   values, upsert
