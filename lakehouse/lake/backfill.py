@@ -66,9 +66,9 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     watermarks = clients.topic_watermarks(settings, topic)
     if not watermarks:
         raise LakehouseError(f"topic {topic} of stream feed {feed.name} does not exist")
-    held = [(topic, partition) for partition in watermarks]
+    locks = [(topic, partition) for partition in watermarks]
     if not dry_run:  # 1. recover
-        recover(storage, feed.name, held)
+        recover(storage, feed.name, locks)
     day_dir = layout.stream_partition_dir(feed.name, day)
     if feed.storage_mode == "ignore" and storage.list_dir(day_dir):
         raise LakehouseError(f"stream {feed.name} has storage mode ignore: {day_dir} exists and is never rewritten")
@@ -100,7 +100,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
     result = DayBackfill(feed.name, day, rebuilt.num_rows, held, len(kept), bad,
                          sorted(set(watermarks) - set(landed)))
     if not dry_run:  # 3 and 4 under the partitions' locks: no writer lands into the day meanwhile
-        with commit.holding_partitions(storage, held):
+        with commit.holding_partitions(storage, locks):
             swap_day(storage, feed.name, day, stage_day(storage, feed.name, topic, day, rebuilt, landed))
     return result
 
@@ -111,8 +111,9 @@ def _expired_offsets(storage: LakeStorage, day_dir: str,
     files = [storage.full(f"{day_dir}/{name}") for name in storage.list_dir(day_dir) if name.endswith(".parquet")]
     if not files:
         return {}
-    lineage = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(columns=["_partition", "_offset"])
-    firsts = lineage.group_by("_partition").aggregate([("_offset", "min")])
+    coordinates = ds.dataset(files, filesystem=storage.fs, format="parquet").to_table(
+        columns=["_partition", "_offset"])
+    firsts = coordinates.group_by("_partition").aggregate([("_offset", "min")])
     expired = {}
     for partition, first in zip(firsts.column("_partition").to_pylist(), firsts.column("_offset_min").to_pylist(),
                                 strict=True):
