@@ -23,7 +23,7 @@ from lakehouse import cli, layout
 from lakehouse.governance.status import RAW_FEED, KafkaView
 from lakehouse.settings import Settings, load_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the scripts: lakehouse/orchestration/demo.py -> the repository
 EXAMPLES = """
   python -m lakehouse.orchestration.demo                          # 20,000 events over 3 days, then every step
   python -m lakehouse.orchestration.demo --messages 2000 --days 2

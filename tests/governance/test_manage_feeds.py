@@ -221,5 +221,5 @@ def test_a_brand_new_feed_reaches_the_lake_and_mysql_with_no_code_change(
     # Disabled: the consumer leaves it alone, the landed data stays.
     _feeds(lake, "disable", "card_payments").check_returncode()
     refused = run_script("kafka_consumer_datalake.py", "--feeds", "card_payments", "--until-end", env=lake)
-    assert refused.returncode == 2 and "card_payments (disabled)" in refused.stderr
+    assert refused.returncode == 2 and "feed card_payments is disabled; enable it first" in refused.stderr
     assert [f.path for f in storage.walk_files("streams/card_payments") if f.path.endswith(".parquet")] == files
