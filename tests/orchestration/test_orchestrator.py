@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 
 import apache_beam as beam
@@ -22,7 +21,6 @@ from support import REPO, run_script
 
 from lakehouse.orchestration import pipelines
 from lakehouse.settings import Settings, load_settings
-from lakehouse.warehouse.base import Snapshot
 
 
 def _lake_rows(lake: Path, feed: str) -> list[str]:
@@ -137,13 +135,12 @@ def test_beam_steps_do_not_carry_the_mysql_password(env: dict[str, str], lake_ro
     run_script("data_lake_config.py", "init", env=env, check=True)
     secret = f"pw-{uuid.uuid4().hex}"
     settings = replace(load_settings(env_file=None), data_lake_root=str(lake_root), mysql_password=secret)
-    snapshot = Snapshot(version=1, day=date(2026, 1, 1))
     steps = [step for build in (pipelines.build_produce(settings, pipelines.ProduceSpec(messages=10), run_seed=1),
                                 pipelines.build_export(settings), pipelines.build_retention(settings))
              for step in _steps(build)]
-    steps += [pipelines.UpsertBatches(settings, snapshot), pipelines.FinishSyncRun(settings, snapshot)]
+    steps += [pipelines.SyncFromLake(settings)]
     names = {type(step).__name__ for step in steps}
-    assert {"ProduceShard", "DeriveShards", "ExportFeed", "ApplyRetention", "UpsertBatches"} <= names
+    assert {"ProduceShard", "DeriveShards", "ExportFeed", "ApplyRetention", "SyncFromLake"} <= names
     for step in steps:
         pickled = bz2.decompress(base64.b64decode(pickler.dumps(step)))  # Beam's own pickling, uncompressed
         assert secret.encode() not in pickled, type(step).__name__
