@@ -38,7 +38,7 @@ PINNED_DATES ?= 2027-01-05 09:00:00,2026-09-09 09:00:00,2028-02-29 09:00:00,2026
 FAKETIME_LIB = $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1))
 test-dates: up
 	@test -n "$(FAKETIME_LIB)" || { echo "libfaketime is not installed (apt-get install libfaketime)"; exit 1; }
-	@IFS=,; for moment in $(PINNED_DATES); do \
+	@dates="$(PINNED_DATES)"; IFS=,; for moment in $$dates; do \
 	  offset=$$(( $$(date -ud "$$moment" +%s) - $$(date +%s) )); \
 	  echo "[test-dates] clock pinned at $$moment UTC (offset $${offset}s)"; \
 	  FAKETIME="$$(printf '%+d' $$offset)s" LD_PRELOAD=$(FAKETIME_LIB) $(PY) -m pytest $(PYTEST_ARGS) || exit 1; \
