@@ -31,17 +31,17 @@ status: venv
 test: up
 	@$(PY) -m pytest
 
-# The whole suite again under clocks pinned to awkward dates (libfaketime, from Debian, installed by make up), as a
-# fixed offset from the real clock, so every process of a run (pytest, the scripts it starts) shows the same time.
-# The broker and MariaDB keep the real clock. Narrow it with PYTEST_ARGS="tests/test_lake_layout.py".
+# The whole suite again under clocks pinned to awkward dates: tests/clock/sitecustomize.py moves the clock of every
+# Python process of a run (pytest and each script a test starts) by one offset from the real clock, fixed per run,
+# so they all agree. Narrow it with PINNED_DATES="2028-02-29 09:00:00" PYTEST_ARGS="tests/lake". Plugins are named,
+# not autoloaded: time-machine, already imported by the clock, would be imported again as a pytest plugin.
 PINNED_DATES ?= 2027-01-05 09:00:00,2026-09-09 09:00:00,2028-02-29 09:00:00,2026-12-31 23:59:30
-FAKETIME_LIB = $(firstword $(wildcard /usr/lib/*/faketime/libfaketime.so.1))
 test-dates: up
-	@test -n "$(FAKETIME_LIB)" || { echo "libfaketime is not installed (apt-get install libfaketime)"; exit 1; }
 	@dates="$(PINNED_DATES)"; IFS=,; for moment in $$dates; do \
 	  offset=$$(( $$(date -ud "$$moment" +%s) - $$(date +%s) )); \
 	  echo "[test-dates] clock pinned at $$moment UTC (offset $${offset}s)"; \
-	  FAKETIME="$$(printf '%+d' $$offset)s" LD_PRELOAD=$(FAKETIME_LIB) $(PY) -m pytest $(PYTEST_ARGS) || exit 1; \
+	  LAKEHOUSE_TEST_CLOCK_OFFSET=$$offset PYTHONPATH=$(CURDIR)/tests/clock PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 \
+	    $(PY) -m pytest -p pytest_timeout $(PYTEST_ARGS) || exit 1; \
 	done
 
 demo: up

@@ -45,7 +45,6 @@ deps() {
   command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
   command -v kcat >/dev/null || missing+=(kcat)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
-  command -v faketime >/dev/null || missing+=(faketime libfaketime)  # make test-dates: the suite on pinned dates
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (install them with apt-get as root)"
   say "installing Debian packages: ${missing[*]}"

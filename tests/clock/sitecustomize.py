@@ -1,0 +1,15 @@
+"""`make test-dates`: every Python process of a test run sees its clock moved by LAKEHOUSE_TEST_CLOCK_OFFSET seconds.
+
+Python imports `sitecustomize` at start-up from PYTHONPATH, so pytest and every script a test starts travel by
+the same offset (fixed once per run, so they all agree, and a run started at 23:59:30 crosses midnight). The
+clock keeps ticking. Only Python's clock moves: Kafka's C client, the broker and MariaDB keep the real one.
+"""
+
+import os
+import time
+
+_offset = os.environ.get("LAKEHOUSE_TEST_CLOCK_OFFSET")
+if _offset:
+    import time_machine
+
+    time_machine.travel(time.time() + float(_offset), tick=True).start()
