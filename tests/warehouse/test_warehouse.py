@@ -428,8 +428,9 @@ def test_sync_twice_gives_versions_1_and_2_equal_to_the_lake_snapshots(
     assert facts["fact_payment_method_totals"] == expected["fact_payment_method_totals"]
     assert query(settings_for, "SELECT snapshot_version, source, row_count FROM sync_runs ORDER BY 1") == [
         (1, "lake", len(rows) + 1 + 6), (2, "lake", len(rows) + 6)]
-    assert query(settings_for, "SELECT DISTINCT snapshot_version, snapshot_date = UTC_DATE() "
-                               "FROM fact_user_transaction_summary") == [(2, 1)]
+    run_day = date.fromisoformat(re.search(r"snapshot version 2 \((\d{4}-\d{2}-\d{2})\)", second.stdout).group(1))
+    assert query(settings_for, "SELECT DISTINCT snapshot_version, snapshot_date "
+                               "FROM fact_user_transaction_summary") == [(2, run_day)]
     assert_no_orphans(settings_for)
 
     third = run_script("sync_to_mysql.py", "--table", "payment_method_totals", "--version", "10", env=env, check=True)
