@@ -5,14 +5,14 @@ PYTHON_BOOT ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.sha
-REQ_SHA := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+REQ_SHA := $(shell cat requirements.txt requirements-beam.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 export PYTHON := $(abspath $(PY))
 
 .PHONY: venv up down status test test-dates demo bench lint
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-beam.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@if [ "$$(cat $(STAMP) 2>/dev/null)" != "$(REQ_SHA)" ]; then \
 	  echo "[venv] installing requirements into $(VENV)"; \

@@ -9,4 +9,7 @@ One folder per pipeline stage; each imports only the stages listed above it:
   warehouse/      connection, migrations, mappings, values, upsert, consumer, sync, erd
   governance/     onboarding, retention, permissions, status
   orchestration/  schedule, pipelines, demo
+  commands/       the command line: one module per script, and `lakehouse`, the command that runs them all
 """
+
+__version__ = "0.1.0"  # the one version: the package metadata (pyproject.toml) and every --version read it

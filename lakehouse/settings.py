@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -58,12 +59,47 @@ ENV_VARS = {
     "data_lake_root": "DATA_LAKE_ROOT",
     "topic_prefix": "LAKEHOUSE_TOPIC_PREFIX",
 }
+# What each variable is for, in every command's --help ("environment:"), grouped by the service it points at.
+ENV_HELP = {
+    "kafka_bootstrap_servers": "Kafka brokers, host:port[,host:port]",
+    "topic_prefix": "prefix of every Kafka topic the project names",
+    "ksqldb_url": "ksqlDB server",
+    "mysql_host": "MySQL host",
+    "mysql_port": "MySQL port",
+    "mysql_user": "MySQL user",
+    "mysql_password": "MySQL password (environment or .env only, never on the command line)",
+    "mysql_database": "MySQL database",
+    "data_lake_root": "the lake: a folder, or an object-store URI such as s3://bucket/lake",
+}
+ENV_GROUPS = {
+    "kafka": ("kafka_bootstrap_servers", "topic_prefix"),
+    "ksqldb": ("ksqldb_url",),
+    "mysql": ("mysql_host", "mysql_port", "mysql_user", "mysql_password", "mysql_database"),
+    "lake": ("data_lake_root",),
+}
+
+
+def environment_help(groups: Sequence[str]) -> list[tuple[str, str]]:
+    """(variable, what it is for and its default) for the settings of `groups`, in ENV_GROUPS order."""
+    defaults = Settings()
+    rows = []
+    for group, attrs in ENV_GROUPS.items():
+        if group in groups:
+            for attr in attrs:
+                default = "" if attr == "mysql_password" else f" (default {getattr(defaults, attr) or 'none'})"
+                rows.append((ENV_VARS[attr], ENV_HELP[attr] + default))
+    return rows
+
+
+def load_env_file(env_file: str | os.PathLike[str] | None = ".env") -> None:
+    """Let a .env file set the variables the environment does not."""
+    if env_file and Path(env_file).is_file():
+        load_dotenv(env_file, override=False)
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     """Read settings from the environment; a .env file fills in variables that are not already set."""
-    if env_file and Path(env_file).is_file():
-        load_dotenv(env_file, override=False)
+    load_env_file(env_file)
     values: dict[str, object] = {}
     for attr, var in ENV_VARS.items():
         raw = os.environ.get(var)

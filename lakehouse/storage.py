@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 import uuid
@@ -25,6 +26,8 @@ import pyarrow.parquet as pq
 
 from lakehouse import layout
 from lakehouse.errors import LakehouseError
+
+log = logging.getLogger(__name__)  # every change to the lake at DEBUG: --log-level DEBUG traces a run
 
 PARQUET_COMPRESSION = "zstd"
 _CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
@@ -193,12 +196,15 @@ class LakeStorage:
         self.refuse_symlinks(dst)
         self.fs.move(self.full(src), self.full(dst))
         self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
+        log.debug("renamed %s -> %s", src, dst, extra={"path": dst})
 
     def delete_dir(self, rel: str) -> None:
         self.fs.delete_dir(self.full(rel))
+        log.debug("deleted folder %s", rel, extra={"path": rel})
 
     def delete_file(self, rel: str) -> None:
         self.fs.delete_file(self.full(rel))
+        log.debug("deleted %s", rel, extra={"path": rel})
 
     def temp_name(self, rel: str) -> str:
         """A hidden sibling name for staging `rel` (readers skip names starting with '.')."""
@@ -222,19 +228,23 @@ class LakeStorage:
                 self.fs.delete_file(self.full(tmp))
             raise
         self._sync_dir(folder)
+        log.debug("wrote %s", rel, extra={"path": rel})
 
     def _sync_file(self, rel: str) -> None:
-        if self.local_root is None:
-            return  # object-store puts are durable once they return
-        fd = os.open(self.local_root / rel, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.local_root is not None:  # object-store puts are durable once they return
+            _fsync(self.local_root / rel)
 
     def _sync_dir(self, rel: str) -> None:
         if self.local_root is not None:
             self._sync_file(rel)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:

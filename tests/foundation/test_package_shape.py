@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lakehouse"
-# The stages, lowest first: a module imports only from its own stage or a lower one.
-STAGES = ["foundation", "kafka", "produce", "lake", "warehouse", "governance", "orchestration"]
+# The stages, lowest first: a module imports only from its own stage or a lower one. `commands` (the command line:
+# the scripts' parsers and mains, and the `lakehouse` command) sits on top, the one stage that may import every other.
+STAGES = ["foundation", "kafka", "produce", "lake", "warehouse", "governance", "orchestration", "commands"]
 MAX_MODULE_LINES, MAX_CLASS_LINES = 450, 200
 
 

@@ -107,7 +107,8 @@ def test_a_failing_task_is_recorded_and_the_next_tick_succeeds(env: dict[str, st
     assert failing.stdout.count("[sync_warehouse] failed") == 2
     assert "scheduler stopped after 2 tick(s)" in failing.stdout
 
-    fixed = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--once", env=env)
+    fixed = run_script("beam_orchestrator.py", "--task", "sync_warehouse", "--once", "--", "--direct_num_workers=2",
+                       env=env)  # Beam's own options after --
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "[sync_warehouse] ok" in fixed.stdout
 

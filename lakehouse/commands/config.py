@@ -1,0 +1,112 @@
+"""Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology;
+print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag); migrate a lake of an older
+folder layout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lakehouse import cli
+from lakehouse.catalog import FeedCatalog
+from lakehouse.governance import status
+from lakehouse.kafka import ksqldb
+from lakehouse.lake import migration
+from lakehouse.settings import Settings, load_settings
+from lakehouse.storage import LakeStorage
+from lakehouse.text_table import render
+
+EXAMPLES = """
+  python data_lake_config.py init      # create folders, seed the built-in feeds (idempotent)
+  python data_lake_config.py show      # print the feed catalog
+  DATA_LAKE_ROOT=/srv/lake python data_lake_config.py init
+  python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
+  python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
+  python data_lake_config.py status                  # lake and warehouse contents, reconciliation, consumer lag
+  python data_lake_config.py migrate --dry-run        # what moving an older lake to the current layout would do
+  python data_lake_config.py migrate                  # do it (idempotent; rerun after an interruption)
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = cli.parser("data_lake_config.py", __doc__, EXAMPLES)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init", help="create the lake layout and seed the built-in feeds")
+    commands.add_parser("show", help="print the feed catalog as a table")
+    apply = commands.add_parser("apply-ksql", help="apply the ksqlDB statements of ksql/*.sql in file-name order")
+    apply.add_argument("--dir", default="ksql", help="folder of the .sql files (default: ksql)")
+    commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
+    commands.add_parser("status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
+                                       "(exit 1 on a mismatch)")
+    migrate = commands.add_parser("migrate", help="rewrite a lake of an older folder layout (month=09, version=v3) "
+                                                  "into the current one, in place; stop the consumers first")
+    migrate.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    migrate.set_defaults(default_log_level="INFO")  # one line per change: how far a run got
+    args = parser.parse_args(argv)
+
+    settings = load_settings()
+    if args.command == "migrate":
+        return migrate_lake(settings, args.dry_run)
+    catalog = FeedCatalog(LakeStorage(settings.data_lake_root))
+    if args.command == "init":
+        return init(settings, catalog)
+    if args.command == "apply-ksql":
+        return apply_ksql(settings, args.dir)
+    if args.command == "discover":
+        return discover(settings, catalog)
+    if args.command == "status":
+        return print_status(settings)
+    return show(catalog)
+
+
+def init(settings: Settings, catalog: FeedCatalog) -> int:
+    created, kept = catalog.init()
+    print(f"lake root: {settings.data_lake_root}")
+    print(f"feeds created: {', '.join(created) or 'none'}")
+    print(f"feeds kept as they are: {', '.join(kept) or 'none'}")
+    return 0
+
+
+def show(catalog: FeedCatalog) -> int:
+    feeds = catalog.list()
+    if not feeds:
+        print("the catalog is empty; run: python data_lake_config.py init")
+        return 1
+    print(render(
+        ["feed", "kind", "topic", "ksql name", "mode", "partitioning", "retention", "keys", "warehouse", "status"],
+        [[f.name, f.kind, f.topic, f.ksql_name, f.storage_mode, f.partitioning,
+          f"{f.retention_days}d" if f.kind == "stream" else f"{f.keep_versions} versions",
+          f.key_columns, f.warehouse_table, f.status] for f in feeds],
+    ))
+    return 0
+
+
+def apply_ksql(settings: Settings, directory: str) -> int:
+    applied = ksqldb.apply_topology(settings, directory)
+    print(f"ksqlDB: {settings.ksqldb_url}")
+    print(render(["file", "statement", "ksqlDB says"], [[a.file, a.statement, a.outcome] for a in applied]))
+    print(f"{len(applied)} statements applied")
+    return 0
+
+
+def print_status(settings: Settings) -> int:
+    summary = status.collect(settings)
+    print(summary.render())
+    return 0 if summary.ok else 1
+
+
+def migrate_lake(settings: Settings, dry_run: bool) -> int:
+    print(f"lake root: {settings.data_lake_root}")
+    for line in migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
+        print(line)
+    return 0
+
+
+def discover(settings: Settings, catalog: FeedCatalog) -> int:
+    sources = ksqldb.discover(settings, catalog)
+    print(render(["name", "kind", "topic", "feed", "schema"],
+                 [[s.name, s.kind, s.topic, "yes" if s.is_feed else "NO", s.schema] for s in sources]))
+    missing = [s.name for s in sources if not s.is_feed]
+    if missing:
+        print(f"not yet feeds: {', '.join(missing)} (add one with: python manage_feeds.py add --from-ksqldb NAME)")
+    return 0
+
