@@ -9,9 +9,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
+import orjson
+
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.governance import status
+from lakehouse.governance import status, status_json, status_report
 from lakehouse.kafka import ksqldb
 from lakehouse.lake import migration
 from lakehouse.settings import Settings, load_settings
@@ -25,6 +27,8 @@ EXAMPLES = """
   python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
   python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
   python data_lake_config.py status                  # lake and warehouse contents, reconciliation, consumer lag
+  python data_lake_config.py status --json           # the same as one JSON document (keys: docs/status.md)
+  python data_lake_config.py status --html status.html   # and as a self-contained HTML page with charts
   python data_lake_config.py migrate --dry-run        # what moving an older lake to the current layout would do
   python data_lake_config.py migrate                  # do it (idempotent; rerun after an interruption)
 """
@@ -38,8 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply = commands.add_parser("apply-ksql", help="apply the ksqlDB statements of ksql/*.sql in file-name order")
     apply.add_argument("--dir", default="ksql", help="folder of the .sql files (default: ksql)")
     commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
-    commands.add_parser("status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
-                                       "(exit 1 on a mismatch)")
+    show_status = commands.add_parser(
+        "status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
+                       "(exit 1 on a mismatch)")
+    show_status.add_argument("--json", action="store_true",
+                             help="print one JSON document instead of text (its keys: docs/status.md)")
+    show_status.add_argument("--html", metavar="FILE",
+                             help="also write a self-contained HTML page with charts to FILE (replaced atomically)")
     migrate = commands.add_parser("migrate", help="rewrite a lake of an older folder layout (month=09, version=v3) "
                                                   "into the current one, in place; stop the consumers first")
     migrate.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
@@ -56,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "discover":
         return discover(settings, catalog)
     if args.command == "status":
-        return print_status(settings)
+        return print_status(settings, args.json, args.html)
     return show(catalog)
 
 
@@ -90,9 +99,15 @@ def apply_ksql(settings: Settings, directory: str) -> int:
     return 0
 
 
-def print_status(settings: Settings) -> int:
+def print_status(settings: Settings, as_json: bool, html_file: str | None) -> int:
     summary = status.collect(settings)
-    print(summary.render())
+    if html_file:
+        status_report.write(summary, html_file)
+        print(f"status report written to {html_file}", file=sys.stderr)  # stderr: stdout stays one document
+    if as_json:
+        print(orjson.dumps(status_json.document(summary), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(summary.render())
     return 0 if summary.ok else 1
 
 
