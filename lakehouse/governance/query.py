@@ -71,7 +71,7 @@ def run_query(settings: Settings, email: str, sql: str, now: datetime | None = N
             table = sandbox.run(connection, sql, progress, progress_after)
         finally:
             connection.close()
-        outcome = QueryOutcome(email, "allowed", f"returned {table.num_rows} rows", feeds, table)
+        outcome = QueryOutcome(email, "allowed", f"returned {_rows(table.num_rows)}", feeds, table)
     except sandbox.Refused as exc:
         outcome = QueryOutcome(email, "refused", str(exc), feeds, None)
     except LakehouseError as exc:
@@ -106,11 +106,15 @@ def formatted(table: pa.Table, output_format: str) -> bytes:
         pa_csv.write_csv(flat, sink)
         return sink.getvalue()
     shown = flat.slice(0, TEXT_ROWS)
-    text = render(shown.column_names, list(zip(*(column.to_pylist() for column in shown.columns))))
-    count = f"{table.num_rows} row{'' if table.num_rows == 1 else 's'}"
+    text = render(shown.column_names, list(zip(*(column.to_pylist() for column in shown.columns), strict=True)))
+    count = _rows(table.num_rows)
     if table.num_rows > TEXT_ROWS:
         count += f", the first {TEXT_ROWS} shown (--format csv|json|parquet --output FILE writes them all)"
     return f"{text}\n{count}\n".encode()
+
+
+def _rows(count: int) -> str:
+    return f"{count} row{'' if count == 1 else 's'}"
 
 
 def _nested_as_json(table: pa.Table) -> pa.Table:
