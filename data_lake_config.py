@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Lake setup, catalog, ksqlDB, status, migration: `lakehouse config`, whose code is lakehouse/commands/config.py."""
+"""Lake setup, catalog, ksqlDB, status, query: `lakehouse config`, whose code is lakehouse/commands/config.py."""
 
 import sys
 

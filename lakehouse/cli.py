@@ -46,16 +46,18 @@ class ScriptParser(argparse.ArgumentParser):
 
 
 def parser(prog: str, description: str, examples: str, env: Sequence[str] = tuple(ENV_GROUPS),
-           log_level: str = "WARNING", version_option: bool = True) -> ScriptParser:
+           log_level: str = "WARNING", version_option: bool = True,
+           more_env: Sequence[tuple[str, str]] = ()) -> ScriptParser:
     """A command's parser whose --help ends with usage examples and the environment variables it reads (`env`:
-    groups of settings.ENV_GROUPS); with --version (unless the command has its own) and --log-level."""
+    groups of settings.ENV_GROUPS; `more_env`: its own (variable, what for)); with --version (unless the command
+    has its own) and --log-level."""
     invoked = _invoked_as.get()
     if invoked and invoked[0] == prog:
         prog, examples = invoked[1], examples.replace(f"python {prog}", invoked[1])
     created = ScriptParser(
         prog=prog,
         description=description,
-        epilog="examples:\n" + examples.strip("\n") + "\n\n" + environment_block(env),
+        epilog="examples:\n" + examples.strip("\n") + "\n\n" + environment_block(env, more_env),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         default_log_level=log_level,
     )
@@ -82,9 +84,9 @@ class VersionOrNumber(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def environment_block(groups: Sequence[str]) -> str:
+def environment_block(groups: Sequence[str], more: Sequence[tuple[str, str]] = ()) -> str:
     """The "environment:" part of a --help: each variable the command reads, what it is for, its default."""
-    rows = [*environment_help(groups), (LOG_FORMAT_VAR, "text (default) or json: one JSON object per log line")]
+    rows = [*environment_help(groups), *more, (LOG_FORMAT_VAR, "text (default) or json: one JSON object per log line")]
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name.ljust(width)}  {text}" for name, text in rows]
     return "\n".join(["environment:", *lines, "  (a .env file in the working directory may set them; "

@@ -17,7 +17,7 @@ COMMANDS = {
     "warehouse": ("kafka_consumer_warehouse.py", "consume the table changelogs into MySQL, exactly once"),
     "export": ("export_to_data_lake.py", "export feeds to the lake in one bounded run"),
     "sync": ("sync_to_mysql.py", "load table snapshots into MySQL as one snapshot run"),
-    "config": ("data_lake_config.py", "lake setup, feed catalog, ksqlDB topology, status, migration"),
+    "config": ("data_lake_config.py", "lake setup, feed catalog, ksqlDB topology, status, migration, query"),
     "retention": ("data_retention.py", "apply retention to the lake"),
     "permissions": ("permissions_manager.py", "per-folder permissions on the lake"),
     "feeds": ("manage_feeds.py", "onboard and manage feeds"),

@@ -31,7 +31,8 @@ def test_every_script_helps_with_examples_and_its_environment(script: str, capsy
     examples, environment = text.split("\nexamples:\n")[1].split("\n\nenvironment:\n")
     assert f"  python {script} " in examples or f"  python {script}\n" in examples
     variables = [line.split()[0] for line in environment.splitlines()[:-1]]  # the last line is about .env
-    assert set(variables) <= {*ENV_VARS.values(), "LAKEHOUSE_LOG_FORMAT"} and "LAKEHOUSE_LOG_FORMAT" in variables
+    assert set(variables) <= {*ENV_VARS.values(), "LAKEHOUSE_LOG_FORMAT", "LAKEHOUSE_USER"}
+    assert "LAKEHOUSE_LOG_FORMAT" in variables
     assert "--log-level LEVEL" in text
 
     code, text = _exit_output(capsys, main, "--version")
@@ -45,7 +46,7 @@ def test_the_environment_blocks_name_what_each_command_reads(capsys) -> None:
 
     assert variables("produce") == {"KAFKA_BOOTSTRAP_SERVERS", "LAKEHOUSE_TOPIC_PREFIX", "LAKEHOUSE_LOG_FORMAT"}
     assert variables("retention") == {"DATA_LAKE_ROOT", "LAKEHOUSE_LOG_FORMAT"}
-    assert {"MYSQL_PASSWORD", "KSQLDB_URL", "DATA_LAKE_ROOT"} <= variables("config")
+    assert {"MYSQL_PASSWORD", "KSQLDB_URL", "DATA_LAKE_ROOT", "LAKEHOUSE_USER"} <= variables("config")
 
 
 def test_sync_keeps_its_version_number_and_still_answers_version(capsys) -> None:
