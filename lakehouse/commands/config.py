@@ -157,4 +157,3 @@ def discover(settings: Settings, catalog: FeedCatalog) -> int:
     if missing:
         print(f"not yet feeds: {', '.join(missing)} (add one with: python manage_feeds.py add --from-ksqldb NAME)")
     return 0
-

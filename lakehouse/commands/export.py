@@ -56,4 +56,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         print("dry run: nothing was written")
     return 0
-

@@ -163,4 +163,3 @@ def _policy(feed: Feed) -> str:
     if feed.kind == "stream":
         return "no retention" if feed.retention_days is None else f"keep {feed.retention_days} days"
     return "keep all versions" if feed.keep_versions is None else f"keep {feed.keep_versions} versions"
-

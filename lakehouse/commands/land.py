@@ -86,4 +86,3 @@ def print_reconciliation(storage: LakeStorage, feed_names: list[str] | None) -> 
         if r.retired:
             print(f"{r.feed}: landed and quarantined include {r.retired:,} rows data_retention.py has deleted since")
     return 0 if all(r.balanced for r in results) else 1
-

@@ -92,4 +92,3 @@ def _list(grants: list[permissions.Grant]) -> int:
                  [[g.id, g.user_email, g.folder_path, g.permission, g.granted_by, g.granted_at, g.expires_at,
                    g.state(now)] for g in grants]))
     return 0
-

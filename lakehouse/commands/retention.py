@@ -81,4 +81,3 @@ def _report(outcome: retention.Plan, dry_run: bool) -> None:
           f"{sum(c.bytes for c in items)} bytes, {rows} rows" + (" (dry run: nothing deleted)" if dry_run else ""))
     for skipped in outcome.skipped:
         print(f"skipped (not safe to delete) {skipped.path}: {skipped.reason}")
-

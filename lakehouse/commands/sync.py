@@ -50,4 +50,3 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, nargs="?", action=cli.VersionOrNumber, metavar="N",
                         help="snapshot_version to stamp (default: last run's + 1); alone: print the version")
     return parser
-

@@ -74,4 +74,3 @@ def _parser() -> argparse.ArgumentParser:
                            "group as MySQL's offsets show) reaches the end offset seen at start")
     stop.add_argument("--max-messages", type=_positive, help="stop after this many records")
     return parser
-
