@@ -7,10 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 
 EXAMPLES = """
   python beam_orchestrator.py --task all --every-minutes 10            # the scheduler, until Ctrl-C
+  python beam_orchestrator.py --task all --every-minutes 10 --metrics-port 9402   # and Prometheus metrics
   python beam_orchestrator.py --task all --once                        # one tick (for cron)
   python beam_orchestrator.py --task kafka_produce --once --messages 100000 --shards 8
   python beam_orchestrator.py --task export_datalake --once --runner DirectRunner --direct_num_workers 4
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", action="store_true", help="print the last runs and exit")
     parser.add_argument("--limit", type=int, default=20, help="runs shown by --history (default 20)")
     parser.add_argument("--ticks", type=int, help="with --every-minutes: stop after this many ticks")
+    metrics.add_port_option(parser)
     produce = parser.add_argument_group("kafka_produce")
     produce.add_argument("--messages", type=int, default=1000, help="events per tick (default 1000)")
     produce.add_argument("--shards", type=int, default=4, help="shards produced in parallel (default 4)")
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = parser.parse_known_args(argv)
     if not args.history and (args.task is None or not (args.once or args.every_minutes)):
         parser.error("give --task and one of --once / --every-minutes (or --history)")
+    if args.metrics_port and not args.every_minutes:
+        parser.error("--metrics-port needs --every-minutes (a scheduler that keeps running to be scraped)")
 
     logging.getLogger().setLevel(logging.ERROR)  # Beam logs optional-dependency warnings at import
     from lakehouse.catalog import FeedCatalog
@@ -69,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             records = schedule.run_tick(storage, tasks, runner)
             return 0 if all(record.status == "ok" for record in records) else 1
-        ticks = schedule.run_every(args.every_minutes, lambda: schedule.run_tick(storage, tasks, runner),
-                                        args.ticks)
+        registry = metrics.OrchestratorMetrics()
+        registry.serve(args.metrics_port, settings)
+        ticks = schedule.run_every(args.every_minutes,
+                                   lambda: schedule.run_tick(storage, tasks, runner, on_run=registry.task_ran),
+                                   args.ticks)
         print(f"scheduler stopped after {ticks} tick(s)")
         return 0
 
