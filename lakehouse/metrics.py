@@ -68,6 +68,12 @@ class ConsumerMetrics(Registry):
         self.mysql_retrying = Gauge("lakehouse_mysql_retrying", "1 while MySQL is unreachable and the batch is "
                                     "being retried, else 0", registry=registry if uses_mysql else None)
 
+    def track(self, feeds: list[str]) -> None:
+        """Each feed's counters exist from the start, at 0 (a series that appears only later escapes rate())."""
+        for feed in feeds:
+            for counter in (self.consumed, self.landed, self.quarantined):
+                counter.labels(feed)
+
     def committed(self, flush_seconds: float, commit_seconds: float) -> None:
         """A batch was landed with its offsets."""
         self.flush_seconds.observe(flush_seconds)

@@ -112,6 +112,7 @@ def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
     """
     stop = stop or threading.Event()
     metrics = metrics or ConsumerMetrics()
+    metrics.track([feed.name for feed in feeds])
     streams = [f for f in feeds if f.kind == "stream"]
     tables = TableLander(settings, [f for f in feeds if f.kind == "table"], options.snapshot_interval,
                          until_end=options.until_end or options.max_messages is not None, stop=stop,

@@ -21,6 +21,7 @@ class ConsumerMonitor:
                  status_every: float, log_lines: bool) -> None:
         self.feed_of_topic = feed_of_topic
         self.metrics = metrics
+        metrics.track(list(feed_of_topic.values()))
         metrics.mysql_retrying.set_function(lambda: float(warehouse.retrying))  # read at each scrape
         self.progress = ProgressReport(status_every, metrics.lag, log_lines)
         self.reads: Counter[str] = Counter()  # records read per topic since the last report

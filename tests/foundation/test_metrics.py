@@ -16,6 +16,7 @@ def test_a_run_serves_only_its_own_metrics_in_the_prometheus_text_format() -> No
     first, second = ConsumerMetrics(), ConsumerMetrics(uses_mysql=True)
     port = free_port()
     first.serve(port, Settings())
+    first.track(["transaction_stream", "transaction_flattened"])
     first.count("transaction_stream", consumed=5, landed=4, quarantined=1)
     first.lag.labels("t_transaction_stream", "3").set(7)
     first.committed(flush_seconds=0.2, commit_seconds=0.05)
@@ -25,6 +26,7 @@ def test_a_run_serves_only_its_own_metrics_in_the_prometheus_text_format() -> No
     assert samples['lakehouse_records_consumed_total{feed="transaction_stream"}'] == 5
     assert samples['lakehouse_records_landed_total{feed="transaction_stream"}'] == 4
     assert samples['lakehouse_records_quarantined_total{feed="transaction_stream"}'] == 1
+    assert samples['lakehouse_records_landed_total{feed="transaction_flattened"}'] == 0  # there from the start
     assert samples['lakehouse_consumer_lag_records{partition="3",topic="t_transaction_stream"}'] == 7
     assert samples["lakehouse_flush_duration_seconds_count"] == 1
     assert samples['lakehouse_flush_duration_seconds_bucket{le="0.25"}'] == 1
