@@ -51,8 +51,8 @@ def run(settings: Settings, events: int = 3_000_000) -> dict:
         produce(settings, raw, events, seed=11)
         keys = events // ROUNDS
         produce_changelog(settings, table, keys)
-        lake = {n: lake_run(settings, prefix, n, events) for n in LAKE_PROCESSES}
-        warehouse = {n: warehouse_run(settings, prefix, n, keys) for n in WAREHOUSE_PROCESSES}
+        lake = [lake_run(settings, prefix, n, events) for n in LAKE_PROCESSES]
+        warehouse = [warehouse_run(settings, prefix, n, keys) for n in WAREHOUSE_PROCESSES]
     return {"events": events, "partitions": PARTITIONS, "changelog_records": keys * ROUNDS, "keys": keys,
             "lake": lake, "warehouse": warehouse}
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=3_000_000)
     result = run(load_settings(), parser.parse_args(argv).events)
     for stage in ("lake", "warehouse"):
-        for figures in result[stage].values():
+        for figures in result[stage]:
             print(f"{stage:9} {figures['processes']} process(es): {figures['drain_s']} s to drain, "
                   f"{figures['records_per_s']:,}/s, exactly-once {'yes' if figures['exactly_once'] else 'NO'} "
                   f"({figures['check']})")

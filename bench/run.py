@@ -126,7 +126,7 @@ def _startup_rows(r: dict) -> list[Row]:
 def _scale_out_rows(r: dict) -> list[Row]:
     rows = []
     for stage, unit in (("lake", "events"), ("warehouse", "changelog records")):
-        runs = list(r[stage].values())
+        runs = r[stage]
         single = runs[0]["records_per_s"]
         for run in runs:
             rows.append(Row("scale_out", f"{stage}: {run['processes']} process(es), {unit}/s (vs 1 process), "
