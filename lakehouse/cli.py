@@ -19,7 +19,7 @@ from confluent_kafka import KafkaException
 
 from lakehouse import __version__
 from lakehouse.errors import LakehouseError
-from lakehouse.settings import ENV_GROUPS, environment_help, load_env_file
+from lakehouse.settings import environment_help, load_env_file
 
 LOG_FORMAT_VAR = "LAKEHOUSE_LOG_FORMAT"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -45,7 +45,7 @@ class ScriptParser(argparse.ArgumentParser):
         return parsed, extras
 
 
-def parser(prog: str, description: str, examples: str, env: Sequence[str] = tuple(ENV_GROUPS),
+def parser(prog: str, description: str, examples: str, env: Sequence[str] = ("kafka", "ksqldb", "mysql", "lake"),
            log_level: str = "WARNING", version_option: bool = True,
            more_env: Sequence[tuple[str, str]] = ()) -> ScriptParser:
     """A command's parser whose --help ends with usage examples and the environment variables it reads (`env`:

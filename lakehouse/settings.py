@@ -24,6 +24,8 @@ class Settings:
     data_lake_root: str = "./data_lake"
     # Prefixes every Kafka topic the project names (lets several environments or test runs share one broker).
     topic_prefix: str = ""
+    # Where --metrics-port listens: the loopback by default; 0.0.0.0 lets a Prometheus on another host scrape.
+    metrics_addr: str = "127.0.0.1"
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a catalog topic name."""
@@ -58,6 +60,7 @@ ENV_VARS = {
     "mysql_database": "MYSQL_DATABASE",
     "data_lake_root": "DATA_LAKE_ROOT",
     "topic_prefix": "LAKEHOUSE_TOPIC_PREFIX",
+    "metrics_addr": "LAKEHOUSE_METRICS_ADDR",
 }
 # What each variable is for, in every command's --help ("environment:"), grouped by the service it points at.
 ENV_HELP = {
@@ -70,12 +73,14 @@ ENV_HELP = {
     "mysql_password": "MySQL password (environment or .env only, never on the command line)",
     "mysql_database": "MySQL database",
     "data_lake_root": "the lake: a folder, or an object-store URI such as s3://bucket/lake",
+    "metrics_addr": "where --metrics-port listens (0.0.0.0: from other hosts too)",
 }
 ENV_GROUPS = {
     "kafka": ("kafka_bootstrap_servers", "topic_prefix"),
     "ksqldb": ("ksqldb_url",),
     "mysql": ("mysql_host", "mysql_port", "mysql_user", "mysql_password", "mysql_database"),
     "lake": ("data_lake_root",),
+    "metrics": ("metrics_addr",),
 }
 
 

@@ -6,14 +6,15 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 from lakehouse.errors import LakehouseError
 
 EXAMPLES = """
   python beam_orchestrator.py --task all --every-minutes 10            # the scheduler, until Ctrl-C
+  python beam_orchestrator.py --task all --every-minutes 10 --metrics-port 9402   # and Prometheus metrics
   python beam_orchestrator.py --task all --once                        # one tick (for cron)
   python beam_orchestrator.py --task kafka_produce --once --messages 100000 --shards 8
-  python beam_orchestrator.py --task export_datalake --once --runner DirectRunner -- --direct_num_workers=4
+  python beam_orchestrator.py --task all --once -- --direct_running_mode=multi_processing --direct_num_workers=2
   python beam_orchestrator.py --history                                # the last runs
   crontab: */10 * * * * cd /srv/lakehouse && .venv/bin/python beam_orchestrator.py --task all --once
 """
@@ -24,6 +25,7 @@ BEAM_OPTIONS = "Beam pipeline options go after --, e.g. -- --direct_num_workers=
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.parser("beam_orchestrator.py", __doc__ + "\n" + BEAM_OPTIONS, EXAMPLES,
+                        env=("kafka", "ksqldb", "mysql", "lake", "metrics"),
                         log_level="ERROR")  # Beam logs optional-dependency warnings at import
     parser.add_argument("--task", choices=TASK_CHOICES)
     when = parser.add_mutually_exclusive_group()
@@ -34,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", action="store_true", help="print the last runs and exit")
     parser.add_argument("--limit", type=int, default=20, help="runs shown by --history (default 20)")
     parser.add_argument("--ticks", type=int, help="with --every-minutes: stop after this many ticks")
+    metrics.add_port_option(parser)
     produce = parser.add_argument_group("kafka_produce")
     produce.add_argument("--messages", type=int, default=1000, help="events per tick (default 1000)")
     produce.add_argument("--shards", type=int, default=4, help="shards produced in parallel (default 4)")
@@ -48,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)} ({BEAM_OPTIONS})")
     if not args.history and (args.task is None or not (args.once or args.every_minutes)):
         parser.error("give --task and one of --once / --every-minutes (or --history)")
+    if args.metrics_port and not args.every_minutes:
+        parser.error("--metrics-port needs --every-minutes (a scheduler that keeps running to be scraped)")
 
     from lakehouse.catalog import FeedCatalog
     from lakehouse.orchestration import schedule
@@ -74,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             records = schedule.run_tick(storage, tasks, runner)
             return 0 if all(record.status == "ok" for record in records) else 1
-        ticks = schedule.run_every(args.every_minutes, lambda: schedule.run_tick(storage, tasks, runner),
-                                        args.ticks)
+        registry = metrics.OrchestratorMetrics()
+        registry.serve(args.metrics_port, settings)
+        ticks = schedule.run_every(args.every_minutes,
+                                   lambda: schedule.run_tick(storage, tasks, runner, on_run=registry.task_ran),
+                                   args.ticks)
         print(f"scheduler stopped after {ticks} tick(s)")
         return 0
 

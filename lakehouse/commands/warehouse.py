@@ -10,7 +10,7 @@ import argparse
 import signal
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
@@ -23,6 +23,7 @@ EXAMPLES = """
   python kafka_consumer_warehouse.py --feeds payment_method_totals,product_purchase_counts
   python kafka_consumer_warehouse.py --topics user_transaction_summary --max-messages 10000
   python kafka_consumer_warehouse.py --group-id warehouse-replay --until-end   # a fresh replay
+  python kafka_consumer_warehouse.py --metrics-port 9401           # Prometheus metrics at :9401/metrics
 """
 
 
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     options = ConsumerOptions(group_id=args.group_id or default_group_id(settings), until_end=args.until_end,
                               max_messages=args.max_messages)
-    consumer = WarehouseConsumer(settings, feeds, options)
+    registry = metrics.ConsumerMetrics(uses_mysql=True)
+    consumer = WarehouseConsumer(settings, feeds, options, metrics=registry)
+    registry.serve(args.metrics_port, settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: consumer.request_stop())
     print(f"consuming {', '.join(settings.topic(f.topic) for f in feeds)} into {describe(settings)} "
@@ -61,7 +64,7 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = cli.parser("kafka_consumer_warehouse.py", __doc__, EXAMPLES, env=("kafka", "mysql", "lake"),
+    parser = cli.parser("kafka_consumer_warehouse.py", __doc__, EXAMPLES, env=("kafka", "mysql", "lake", "metrics"),
                         log_level="INFO")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--topics", type=cli.csv_list, help="comma-separated topics of table feeds (default: all)")
@@ -73,4 +76,5 @@ def _parser() -> argparse.ArgumentParser:
                       help="stop once every partition of the topics (read here, or by another member of the "
                            "group as MySQL's offsets show) reaches the end offset seen at start")
     stop.add_argument("--max-messages", type=_positive, help="stop after this many records")
+    metrics.add_port_option(parser)
     return parser
