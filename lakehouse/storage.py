@@ -1,8 +1,12 @@
 """Every file operation of the lake, behind one class over pyarrow's filesystem layer.
 
-The root is a local folder today; because nothing else in the package touches paths directly, it can
-become an object-store URI (s3://bucket/lake, gs://bucket/lake) without changes elsewhere.
-Writes are atomic: a hidden temp file next to the target, made durable, then renamed into place.
+The root is a local folder or an object-store URI (s3://bucket/lake, configured by the standard AWS variables
+AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, which pyarrow and botocore both read);
+nothing else in the package touches paths directly. Writes are atomic: locally a hidden temp file next to the
+target, made durable, then renamed into place; on an object store one PUT (an object appears whole or not at all).
+An object store has no rename: `rename` copies then deletes, file by file. Its locks (`exclusive`) only keep out
+this machine's processes; what must hold across machines uses `write_if`, a conditional write (S3 If-Match /
+If-None-Match), which a local lake emulates under a lock.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import botocore.session
 import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -28,6 +33,8 @@ from lakehouse.errors import LakehouseError
 
 PARQUET_COMPRESSION = "zstd"
 _CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
+_S3_CLIENTS: dict[str, object] = {}  # one botocore client per process (creating one costs ~50 ms)
+_PRECONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
 @dataclass(frozen=True)
@@ -151,10 +158,53 @@ class LakeStorage:
         with self.fs.open_input_file(self.full(rel)) as handle:
             return pq.ParquetFile(handle).metadata.num_rows
 
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        """A small file's content and its version (the token `write_if` compares); (None, None) when absent."""
+        if self.local_root is None:
+            bucket, key = self._bucket_key(rel)
+            client = _s3_client()
+            try:
+                answer = client.get_object(Bucket=bucket, Key=key)
+            except client.exceptions.NoSuchKey:
+                return None, None
+            return answer["Body"].read(), answer["ETag"]
+        if not self.exists(rel):
+            return None, None
+        data = self.read_bytes(rel)
+        return data, hashlib.sha256(data).hexdigest()
+
+    # ---------------------------------------------------------------- conditional writes
+    def write_if(self, rel: str, data: bytes, version: str | None) -> str | None:
+        """Write `rel` only if it is still at `version` (None: only if it does not exist); returns its new version,
+        or None when another writer changed it first. One atomic step on S3 (a conditional PUT), so it decides
+        between writers on different machines; a local lake does the same under a lock."""
+        if self.local_root is None:
+            bucket, key = self._bucket_key(rel)
+            client = _s3_client()
+            condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+            try:
+                return client.put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
+            except client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _PRECONDITION_FAILED:
+                    return None
+                raise
+        folder, _, name = rel.rpartition("/")
+        with self.exclusive(f"{folder}/.{name}.cas-lock" if folder else f".{name}.cas-lock"):
+            if self.read_versioned(rel)[1] != version:
+                return None
+            self.write_bytes(rel, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def _bucket_key(self, rel: str) -> tuple[str, str]:
+        bucket, _, key = self.full(rel).partition("/")
+        return bucket, key
+
     # ---------------------------------------------------------------- writes
     def makedirs(self, rel: str) -> None:
         """Create a folder and its missing parents; a local folder created now is durable when this returns
         (its parent is fsynced), so offsets recorded afterwards never point into a folder a crash could lose."""
+        if self.local_root is None:
+            return  # an object store has no folders: a key's prefix exists while an object has it
         self.refuse_symlinks(rel)
         created = self._missing_folders(rel)
         self.fs.create_dir(self.full(rel), recursive=True)
@@ -177,10 +227,11 @@ class LakeStorage:
 
     def append_line(self, rel: str, line: str) -> None:
         """Append one line to a log file (audit trails); local appends are fsynced."""
-        if self.local_root is None:
-            existing = self.read_bytes(rel) if self.exists(rel) else b""
-            self.write_bytes(rel, existing + line.encode() + b"\n")
-            return
+        if self.local_root is None:  # no append on an object store: rewrite it, conditionally (writers on other
+            while True:               # machines may append at the same time; none loses a line)
+                existing, version = self.read_versioned(rel)
+                if self.write_if(rel, (existing or b"") + line.encode() + b"\n", version) is not None:
+                    return
         self.refuse_symlinks(rel)
         path = self.local_root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +241,15 @@ class LakeStorage:
             os.fsync(handle.fileno())
 
     def rename(self, src: str, dst: str) -> None:
+        """Locally one atomic rename. On an object store a copy then a delete, file by file for a folder: not
+        atomic, but each file appears whole, and a rename interrupted midway can be run again (a file whose source
+        is gone was moved already)."""
         self.refuse_symlinks(dst)
+        if self.local_root is None and self.is_dir(src):
+            for stored in self.walk_files(src):
+                self.rename(stored.path, dst + stored.path[len(src.rstrip("/")):])
+            self.delete_dir(src)
+            return
         self.fs.move(self.full(src), self.full(dst))
         self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
 
@@ -207,6 +266,10 @@ class LakeStorage:
         return f"{folder}/{hidden}" if folder else hidden
 
     def _atomic_write(self, rel: str, write) -> None:
+        if self.local_root is None:  # a PUT is atomic: readers see the old object or the new one, never a part
+            with self.fs.open_output_stream(self.full(rel)) as stream:
+                write(stream)
+            return
         self.refuse_symlinks(rel)
         folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if folder:
@@ -284,6 +347,13 @@ def require_current_layout(storage: LakeStorage) -> None:
             record_layout_version(storage)
         except OSError:
             pass  # a read-only lake: the next writer records it
+
+
+def _s3_client():
+    """botocore's S3 client, configured like pyarrow's filesystem by the standard AWS_* variables."""
+    if "s3" not in _S3_CLIENTS:
+        _S3_CLIENTS["s3"] = botocore.session.get_session().create_client("s3")
+    return _S3_CLIENTS["s3"]
 
 
 def _machine_lock_path(root: str, rel: str) -> Path:

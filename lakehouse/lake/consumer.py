@@ -329,7 +329,10 @@ class StreamLander:
                 log.warning("Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
 
     def _read_again(self, progress: PartitionProgress) -> None:
-        """Another writer landed this partition meanwhile: drop what we held and resume where the lake is."""
+        """Another writer claimed or landed this partition meanwhile: drop what we held, claim it again and resume
+        where the lake is (a consumer that lost it to a rebalance is told so by Kafka soon)."""
+        progress.claim = commit.claim_partition(self.storage, progress.feed.name, progress.topic,
+                                                progress.partition).version
         start = self.decoders[progress.topic].metadata.offsets(progress.topic).get(progress.partition, 0)
         log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets %d-%d; "
                     "dropped them and reading again from %d", progress.topic, progress.partition, start,
@@ -342,14 +345,18 @@ class StreamLander:
 
     # ---------------------------------------------------------------- rebalancing
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        claims = {}
         for tp in assigned:
-            if commit.recover_partition(self.storage, tp.topic, tp.partition) is not None:
+            claim = claims[(tp.topic, tp.partition)] = commit.claim_partition(
+                self.storage, self.feeds[tp.topic].name, tp.topic, tp.partition)
+            if claim.published:
                 log.info("completed the interrupted commit of %s[%d]", tp.topic, tp.partition)
         starts = start_offsets(self.consumer, self.decoders, assigned)
         for tp in assigned:
             tp.offset = start = starts[(tp.topic, tp.partition)]
             self.partitions[(tp.topic, tp.partition)] = PartitionProgress(
-                self.feeds[tp.topic], tp.topic, tp.partition, start, start)
+                self.feeds[tp.topic], tp.topic, tp.partition, start, start,
+                claim=claims[(tp.topic, tp.partition)].version)
             if self.options.until_end:
                 end = self.watermarks.get((tp.topic, tp.partition), (0, start))[1]
                 self.bar.total = (self.bar.total or 0) + max(0, end - start)
