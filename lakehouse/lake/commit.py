@@ -188,6 +188,20 @@ def finish_legacy_manifest(storage: LakeStorage, topic: str, partition: int) -> 
     return published
 
 
+def published_offsets(storage: LakeStorage, feed: str, topic: str, dry_run: bool = False) -> dict[int, int]:
+    """The landed offset of each partition of `topic`, once every file of a record below it is published (a decided
+    commit whose files a writer is still publishing is published here too; `dry_run`: nothing is moved)."""
+    metadata = FeedMetadata(storage, feed)
+    landed = metadata.offsets(topic)
+    if not dry_run:
+        with holding_partitions(storage, [(topic, partition) for partition in landed]):
+            for partition in landed:
+                state = metadata.partition_state(topic, partition) or {}
+                publish(storage, [(staged, final) for staged, final in state.get("pending", [])])
+                landed[partition] = int(state.get("next_offset", landed[partition]))
+    return landed
+
+
 def partition_lock(topic: str, partition: int) -> str:
     return f"{STAGING}/locks/{topic}+{partition}.lock"
 
