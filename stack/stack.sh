@@ -46,6 +46,7 @@ deps() {
   command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
   command -v kcat >/dev/null || missing+=(kcat)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v chromium >/dev/null || missing+=(chromium)  # the tests open the HTML status report in it
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (install them with apt-get as root)"
   say "installing Debian packages: ${missing[*]}"
@@ -258,10 +259,11 @@ mkdir -p "$STACK" "$LOGS"
 case "${1:-}" in
   deps) deps ;;
   up)
+    deps  # first, also when the stack is up already: the tests need some packages too (chromium)
     if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && port_open "$S3_PORT" && kafka_answers 5; then
       say "stack already up; nothing to do"; status; exit 0
     fi
-    deps; kafka_up; mysql_up; seaweed_up ;;
+    kafka_up; mysql_up; seaweed_up ;;
   down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid"; seaweed_down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status|deps" >&2; exit 2 ;;
