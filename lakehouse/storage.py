@@ -22,19 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import botocore.session
 import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lakehouse import layout
+from lakehouse import layout, object_store
 from lakehouse.errors import LakehouseError
 
 PARQUET_COMPRESSION = "zstd"
 _CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
-_S3_CLIENTS: dict[str, object] = {}  # one botocore client per process (creating one costs ~50 ms)
-_PRECONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
 @dataclass(frozen=True)
@@ -112,32 +109,14 @@ class LakeStorage:
         )
 
     def unsafe_to_delete(self, rel: str) -> str | None:
-        """Why `rel` must not be deleted, or None when it is safe.
-
-        Unsafe: a symlink on the way from the root to `rel` or anywhere inside it (pyarrow follows
-        links, so deleting through one could remove data outside the lake), or a real path outside
-        the root. Object stores have no symlinks: always safe.
-        """
-        if self.local_root is None:
-            return None
-        on_the_way = self.symlink_on_the_way(rel)
-        if on_the_way:
-            return on_the_way
-        path = self.local_root / rel.strip("/")
-        if not path.resolve().is_relative_to(self.local_root):
-            return f"{rel} resolves outside the lake root"
-        return _symlink_inside(path, self.local_root)
+        """Why `rel` must not be deleted, or None when it is safe: a symlink on the way from the root to `rel` or
+        anywhere inside it (pyarrow follows links, so deleting through one could remove data outside the lake), or
+        a real path outside the root. Object stores have no symlinks: always safe."""
+        return None if self.local_root is None else _unsafe_local_delete(self.local_root, rel)
 
     def symlink_on_the_way(self, rel: str) -> str | None:
         """Which part of `rel` (from the root down, `rel` included) is a symlink, or None. Object stores: None."""
-        if self.local_root is None:
-            return None
-        path = self.local_root
-        for part in Path(rel.strip("/")).parts:
-            path = path / part
-            if path.is_symlink():
-                return f"{path.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(path)})"
-        return None
+        return None if self.local_root is None else _symlink_on_the_way(self.local_root, rel)
 
     def refuse_symlinks(self, rel: str) -> None:
         """Writes (files, folders, logs, locks) never go through a symlink: it could lead out of the lake."""
@@ -161,43 +140,24 @@ class LakeStorage:
     def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
         """A small file's content and its version (the token `write_if` compares); (None, None) when absent."""
         if self.local_root is None:
-            bucket, key = self._bucket_key(rel)
-            client = _s3_client()
-            try:
-                answer = client.get_object(Bucket=bucket, Key=key)
-            except client.exceptions.NoSuchKey:
-                return None, None
-            return answer["Body"].read(), answer["ETag"]
+            return object_store.read_versioned(self.full(rel))
         if not self.exists(rel):
             return None, None
         data = self.read_bytes(rel)
         return data, hashlib.sha256(data).hexdigest()
 
-    # ---------------------------------------------------------------- conditional writes
     def write_if(self, rel: str, data: bytes, version: str | None) -> str | None:
         """Write `rel` only if it is still at `version` (None: only if it does not exist); returns its new version,
         or None when another writer changed it first. One atomic step on S3 (a conditional PUT), so it decides
         between writers on different machines; a local lake does the same under a lock."""
         if self.local_root is None:
-            bucket, key = self._bucket_key(rel)
-            client = _s3_client()
-            condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
-            try:
-                return client.put_object(Bucket=bucket, Key=key, Body=data, **condition)["ETag"]
-            except client.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _PRECONDITION_FAILED:
-                    return None
-                raise
+            return object_store.write_if(self.full(rel), data, version)
         folder, _, name = rel.rpartition("/")
         with self.exclusive(f"{folder}/.{name}.cas-lock" if folder else f".{name}.cas-lock"):
             if self.read_versioned(rel)[1] != version:
                 return None
             self.write_bytes(rel, data)
         return hashlib.sha256(data).hexdigest()
-
-    def _bucket_key(self, rel: str) -> tuple[str, str]:
-        bucket, _, key = self.full(rel).partition("/")
-        return bucket, key
 
     # ---------------------------------------------------------------- writes
     def makedirs(self, rel: str) -> None:
@@ -206,18 +166,10 @@ class LakeStorage:
         if self.local_root is None:
             return  # an object store has no folders: a key's prefix exists while an object has it
         self.refuse_symlinks(rel)
-        created = self._missing_folders(rel)
+        created = _missing_folders(self.local_root, rel)
         self.fs.create_dir(self.full(rel), recursive=True)
         for folder in reversed(created):  # deepest first, up to the first folder that existed
-            self._sync_dir(folder.rpartition("/")[0])
-
-    def _missing_folders(self, rel: str) -> list[str]:
-        """The folders of `rel` (outermost first) that do not exist yet; object stores have no folders."""
-        if self.local_root is None:
-            return []
-        parts = Path(rel.strip("/")).parts
-        prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
-        return [prefix for prefix in prefixes if not (self.local_root / prefix).is_dir()]
+            _fsync(self.local_root / folder.rpartition("/")[0])
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))
@@ -251,7 +203,8 @@ class LakeStorage:
             self.delete_dir(src)
             return
         self.fs.move(self.full(src), self.full(dst))
-        self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
+        if self.local_root is not None:
+            _fsync(self.local_root / dst.rpartition("/")[0])
 
     def delete_dir(self, rel: str) -> None:
         self.fs.delete_dir(self.full(rel))
@@ -278,26 +231,13 @@ class LakeStorage:
         try:
             with self.fs.open_output_stream(self.full(tmp)) as stream:
                 write(stream)
-            self._sync_file(tmp)
+            _fsync(self.local_root / tmp)
             self.fs.move(self.full(tmp), self.full(rel))
         except BaseException:
             if self.exists(tmp):
                 self.fs.delete_file(self.full(tmp))
             raise
-        self._sync_dir(folder)
-
-    def _sync_file(self, rel: str) -> None:
-        if self.local_root is None:
-            return  # object-store puts are durable once they return
-        fd = os.open(self.local_root / rel, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _sync_dir(self, rel: str) -> None:
-        if self.local_root is not None:
-            self._sync_file(rel)
+        _fsync(self.local_root / folder)
 
 
 def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:
@@ -349,11 +289,39 @@ def require_current_layout(storage: LakeStorage) -> None:
             pass  # a read-only lake: the next writer records it
 
 
-def _s3_client():
-    """botocore's S3 client, configured like pyarrow's filesystem by the standard AWS_* variables."""
-    if "s3" not in _S3_CLIENTS:
-        _S3_CLIENTS["s3"] = botocore.session.get_session().create_client("s3")
-    return _S3_CLIENTS["s3"]
+def _fsync(path: Path) -> None:
+    """Make a local file, or a folder's entries, durable (object-store puts are durable once they return)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _missing_folders(root: Path, rel: str) -> list[str]:
+    """The folders of `rel` (outermost first) that do not exist yet under a local root."""
+    parts = Path(rel.strip("/")).parts
+    prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+    return [prefix for prefix in prefixes if not (root / prefix).is_dir()]
+
+
+def _unsafe_local_delete(root: Path, rel: str) -> str | None:
+    on_the_way = _symlink_on_the_way(root, rel)
+    if on_the_way:
+        return on_the_way
+    path = root / rel.strip("/")
+    if not path.resolve().is_relative_to(root):
+        return f"{rel} resolves outside the lake root"
+    return _symlink_inside(path, root)
+
+
+def _symlink_on_the_way(root: Path, rel: str) -> str | None:
+    path = root
+    for part in Path(rel.strip("/")).parts:
+        path = path / part
+        if path.is_symlink():
+            return f"{path.relative_to(root).as_posix()} is a symlink (to {os.readlink(path)})"
+    return None
 
 
 def _machine_lock_path(root: str, rel: str) -> Path:
