@@ -35,7 +35,8 @@ STACK_FIXTURES = frozenset({"stack_settings", "env", "settings_for", "warehouse_
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        on_s3 = getattr(getattr(item, "callspec", None), "params", {}).get("lake_root") == "s3"
+        if on_s3 or STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
 
 

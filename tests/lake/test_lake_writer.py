@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
+import pytest
 
-from lakehouse.lake import commit
+from lakehouse import layout
+from lakehouse.lake import backfill, commit
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.storage import LakeStorage
 
@@ -51,3 +54,24 @@ def test_a_commit_whose_staged_files_were_removed_is_refused(lake_root: Path) ->
     assert commit.commit_partitions(storage, [item]) == [item]
     assert commit.stream_files(storage, FEED) == []
     assert FeedMetadata(storage, FEED).offsets(TOPIC) == {}
+
+
+@pytest.mark.parametrize("lake_root", ["s3"], indirect=True)
+def test_an_object_store_day_swap_killed_after_its_decision_is_finished_by_recovery(lake_root: str) -> None:
+    storage = LakeStorage(lake_root)
+    day_dir = layout.stream_partition_dir(FEED, DAY)
+    for first in (0, 50, 100):  # two files below the backfill's bound (offset 100), one landed after it
+        storage.write_parquet(f"{day_dir}/{layout.batch_file_name(TOPIC, 0, first)}",
+                              pa.table({"_offset": pa.array(range(first, first + 50), pa.int64())}))
+    staged = f"{backfill.BACKFILL_STAGING}/{FEED}/{DAY.isoformat()}.0123456789ab"
+    storage.write_parquet(f"{staged}/rebuilt.parquet", pa.table({"_offset": pa.array(range(100), pa.int64())}))
+    replaced = [f"{day_dir}/{layout.batch_file_name(TOPIC, 0, first)}" for first in (0, 50)]
+    storage.write_bytes(f"{staged}.swap.json", orjson.dumps({"remove": replaced, "add": [
+        (f"{staged}/rebuilt.parquet", f"{day_dir}/{TOPIC}+backfill+{DAY.isoformat()}.parquet")]}))
+    storage.delete_file(replaced[0])  # killed mid-swap: one replaced file deleted, the rebuilt one not published
+
+    backfill.recover(storage, FEED, [(TOPIC, 0)])
+    offsets = [offset for path in commit.stream_files(storage, FEED)
+               for offset in storage.read_parquet(path).column("_offset").to_pylist()]
+    assert sorted(offsets) == list(range(150)), "a record lost or doubled by the swap's recovery"
+    assert not storage.walk_files(backfill.BACKFILL_STAGING)
