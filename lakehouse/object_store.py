@@ -25,6 +25,15 @@ def read_versioned(path: str) -> tuple[bytes | None, str | None]:
     return answer["Body"].read(), answer["ETag"]
 
 
+def read(path: str) -> bytes:
+    """The object at `bucket/key` in one GET. (pyarrow's input stream asks for the size first and then reads that
+    many bytes: an object rewritten in between, such as a partition state, would come back cut short.)"""
+    data = read_versioned(path)[0]
+    if data is None:
+        raise FileNotFoundError(path)
+    return data
+
+
 def write_if(path: str, data: bytes, version: str | None) -> str | None:
     """PUT `bucket/key` only if its ETag is still `version` (None: only if absent); the new ETag, or None."""
     bucket, _, key = path.partition("/")

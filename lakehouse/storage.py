@@ -127,6 +127,8 @@ class LakeStorage:
 
     # ---------------------------------------------------------------- reads
     def read_bytes(self, rel: str) -> bytes:
+        if self.local_root is None:
+            return object_store.read(self.full(rel))
         with self.fs.open_input_stream(self.full(rel)) as stream:
             return stream.read()
 

@@ -233,7 +233,9 @@ def test_stream_export_lands_only_what_the_consumer_has_not(
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the file system calls")
 def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
-    """A crash must not keep offsets past records whose folder was lost: the new folder's parent is fsynced first."""
+    """A crash must not keep offsets past records whose folder was lost: a new day folder's parent is fsynced before
+    the partition state moves on again (the decision that lists a day's file comes before the folder, with the file
+    durable in the staging, which the next claim publishes from)."""
     events = produce_events(settings_for, seed=3, messages=300)
     trace = tmp_path / "syscalls"
     result = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=mkdir,openat,fsync,rename,renameat,"
@@ -246,7 +248,7 @@ def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
     for day in per_day(events):
         folder = root / layout.stream_partition_dir(STREAM, day)
         made = next(i for i, call in enumerate(calls) if f'mkdir("{folder}"' in call)
-        recorded = next(i for i in range(made, len(calls)) if offsets.search(calls[i]))
+        recorded = next((i for i in range(made, len(calls)) if offsets.search(calls[i])), len(calls))
         parent_fds = [m.group(1) for call in calls[made:recorded] if (m := re.search(
             rf'openat\(AT_FDCWD, "{re.escape(str(folder.parent))}", O_RDONLY[^)]*\) = (\d+)', call))]
         assert any(re.search(rf"fsync\({fd}\)", call) for fd in parent_fds for call in calls[made:recorded]), day
