@@ -73,6 +73,19 @@ kafka_java() {
        -cp "$KAFKA_HOME/libs/*" "$@"
 }
 
+# Kafka's command-line tools (the classes behind kafka-consumer-groups.sh and friends) beside the broker's jars, which
+# hold all they need: java -cp '.stack/kafka/libs/*' org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ...
+# Also when the broker answering is not this checkout's (then its jars are resolved here first, nothing runs them).
+kafka_tools() {
+  [ -f "$KAFKA_HOME/libs/.pom.sha" ] || kafka_libs
+  local version; version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/stack/kafka/pom.xml")
+  [ -f "$KAFKA_HOME/libs/kafka-tools-$version.jar" ] && return 0
+  say "resolving Kafka's command-line tools from Maven Central"
+  mvn -q -B dependency:copy -Dartifact="org.apache.kafka:kafka-tools:$version" \
+      -DoutputDirectory="$KAFKA_HOME/libs" >>"$LOGS/maven.log" 2>&1 \
+      || die "maven could not resolve kafka-tools $version, see $LOGS/maven.log"
+}
+
 kafka_answers() {
   "$PYTHON" - "$KAFKA_PORT" "${1:-90}" <<'PY'
 import sys, time
@@ -261,9 +274,9 @@ case "${1:-}" in
   up)
     deps  # first, also when the stack is up already: the tests need some packages too (chromium)
     if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && port_open "$S3_PORT" && kafka_answers 5; then
-      say "stack already up; nothing to do"; status; exit 0
+      kafka_tools; say "stack already up; nothing to do"; status; exit 0
     fi
-    kafka_up; mysql_up; seaweed_up ;;
+    kafka_up; kafka_tools; mysql_up; seaweed_up ;;
   down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid"; seaweed_down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status|deps" >&2; exit 2 ;;
