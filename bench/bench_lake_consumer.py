@@ -114,27 +114,32 @@ def seed_baseline_seconds(settings: Settings, topic: str, count: int) -> float:
 
 def lake_consumer_run(settings: Settings, prefix: str, count: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_lake_") as root:
-        FeedCatalog(LakeStorage(root)).init()
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-               "DATA_LAKE_ROOT": root, "LAKEHOUSE_TOPIC_PREFIX": prefix}
-        launched = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "kafka_consumer_datalake.py"), "--feeds", FEED, "--until-end",
-             "--group-id", f"bench_lake_{uuid.uuid4().hex[:8]}"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        peak = PeakRss(process.pid)
-        peak.start()
-        stdout, stderr = process.communicate()
-        ended = datetime.now()
-        whole_s = time.perf_counter() - launched
-        peak.join()
-        if process.returncode != 0:
-            raise RuntimeError(f"lake consumer failed ({process.returncode}):\n{stderr[-2000:]}")
-        if f" {count} " not in stdout:
-            raise RuntimeError(f"lake consumer did not land {count} records:\n{stdout}")
-        assigned = next(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-                        for m in map(_ASSIGNED.match, stderr.splitlines()) if m)
-        return {"rate": count / (ended - assigned).total_seconds(), "peak_rss_mb": peak.mb, "whole_s": whole_s}
+        return lake_consumer_run_at(settings, prefix, count, root)
+
+
+def lake_consumer_run_at(settings: Settings, prefix: str, count: int, root: str) -> dict:
+    """`kafka_consumer_datalake.py --until-end` into a new lake at `root` (a folder or an s3:// prefix)."""
+    FeedCatalog(LakeStorage(root)).init()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "DATA_LAKE_ROOT": root, "LAKEHOUSE_TOPIC_PREFIX": prefix}
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "kafka_consumer_datalake.py"), "--feeds", FEED, "--until-end",
+         "--group-id", f"bench_lake_{uuid.uuid4().hex[:8]}"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = PeakRss(process.pid)
+    peak.start()
+    stdout, stderr = process.communicate()
+    ended = datetime.now()
+    whole_s = time.perf_counter() - launched
+    peak.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"lake consumer failed ({process.returncode}):\n{stderr[-2000:]}")
+    if f" {count} " not in stdout:
+        raise RuntimeError(f"lake consumer did not land {count} records:\n{stdout}")
+    assigned = next(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                    for m in map(_ASSIGNED.match, stderr.splitlines()) if m)
+    return {"rate": count / (ended - assigned).total_seconds(), "peak_rss_mb": peak.mb, "whole_s": whole_s}
 
 
 class PeakRss(threading.Thread):

@@ -27,7 +27,15 @@ from pathlib import Path
 import mysql.connector
 import orjson
 
-from bench import bench_lake_consumer, bench_latency, bench_producer, bench_scale_out, bench_startup, bench_warehouse
+from bench import (
+    bench_lake_consumer,
+    bench_lake_s3,
+    bench_latency,
+    bench_producer,
+    bench_scale_out,
+    bench_startup,
+    bench_warehouse,
+)
 from lakehouse.settings import Settings, load_settings
 from lakehouse.text_table import render
 
@@ -77,6 +85,11 @@ def _lake_rows(r: dict) -> list[Row]:
             r["lake_whole_process_events_per_s"], r["seed_whole_process_events_per_s"], lead,
             f"lead >= {SEED_LEAD} (the x10)", lead >= SEED_LEAD),
     ]
+
+
+def _lake_s3_rows(r: dict) -> list[Row]:
+    return [Row("lake_s3", f"events/s, lake consumer --until-end over {r['events']:,} on S3 (vs local disk)",
+                r["s3_events_per_s"], r["local_events_per_s"], r["ratio"], "ratio >= 0.5", r["ratio"] >= 0.5)]
 
 
 def _warehouse_rows(r: dict) -> list[Row]:
@@ -140,6 +153,7 @@ BENCHES = {
     "producer": Bench(bench_producer.run, {}, {"events": 100_000}, _producer_rows),
     "lake_consumer": Bench(bench_lake_consumer.run, {},
                            {"events_first": 100_000, "events_second": 200_000}, _lake_rows),
+    "lake_s3": Bench(bench_lake_s3.run, {}, {"events": 100_000}, _lake_s3_rows),
     "warehouse": Bench(bench_warehouse.run, {}, {"rows": 50_000}, _warehouse_rows),
     "latency": Bench(bench_latency.run, {"probes": 40}, {"probes": 10}, _latency_rows),
     "startup": Bench(bench_startup.run, {"runs": 7}, {"runs": 3}, _startup_rows),

@@ -1,7 +1,7 @@
 """lakehouse: Kafka / ksqlDB streams and tables into a Parquet data lake and a MySQL star-schema warehouse.
 
 One folder per pipeline stage; each imports only the stages listed above it:
-  (foundation) settings, errors, storage, layout, catalog, quarantine, cli, text_table, metrics
+  (foundation) settings, errors, storage, object_store, layout, catalog, quarantine, cli, text_table, metrics
   kafka/          clients, records, changelog, ksqldb, progress
   produce/        events, producer, derive
   lake/           metadata, schema, lineage, commit, decode, checkpoint, consumer, reconcile, tables, snapshots,

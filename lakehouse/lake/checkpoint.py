@@ -47,6 +47,7 @@ class PartitionProgress:
     next_offset: int  # next offset to read
     counts: Counts = field(default_factory=Counts)
     bad: list[QuarantinedRecord] = field(default_factory=list)
+    claim: str | None = None  # version of the lake's partition state this consumer holds (lake.commit)
 
     @property
     def pending(self) -> bool:
@@ -78,8 +79,8 @@ class Checkpoint:
        interval elapsed, too many buffers, too many buffered records (rebalances and stops land unconditionally).
     3. `commit` lands everything held, sinks first and offsets last:
        3.1 stage the quarantine files and the day files of each pending partition (lake.commit step 1);
-       3.2 commit the partitions (manifests, publish, landed offsets: lake.commit steps 2 to 5); a partition another
-           writer moved on meanwhile is fenced and lands nothing;
+       3.2 commit the partitions (decide, publish: lake.commit steps 2 and 3); a partition another writer claimed or
+           moved on meanwhile is fenced and lands nothing;
        3.3 record the feeds' schema and totals in their metadata;
        3.4 return the landed offsets, which the caller may then commit to Kafka (informational: the lake's offsets
            rule), and the fenced partitions, which the caller reads again from the lake's offset.
@@ -170,6 +171,7 @@ class Checkpoint:
             landed.counts[progress.feed.name] = landed.counts.get(progress.feed.name, Counts()) + counts
             landed.offsets.append(TopicPartition(progress.topic, progress.partition, progress.next_offset))
             progress.restart_at(progress.next_offset)
+            progress.claim = commits[key].claim
         # 3.3 the feeds' metadata
         for feed in {progress.feed.name: progress.feed for progress in pending.values()}.values():
             self._record_feed_totals(feed)
@@ -179,7 +181,8 @@ class Checkpoint:
     def _stage(self, pending: dict[tuple[str, int], PartitionProgress]
                ) -> dict[tuple[str, int], commit.PartitionCommit]:
         commits = {key: commit.PartitionCommit(feed=p.feed.name, topic=p.topic, partition=p.partition,
-                                               start_offset=p.start_offset, next_offset=p.next_offset)
+                                               start_offset=p.start_offset, next_offset=p.next_offset,
+                                               claim=p.claim)
                    for key, p in pending.items()}
         for progress in pending.values():
             for record in progress.bad:

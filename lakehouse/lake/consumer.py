@@ -343,7 +343,9 @@ class StreamLander:
                 log.warning("Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
 
     def _read_again(self, progress: PartitionProgress) -> None:
-        """Another writer landed this partition meanwhile: drop what we held and resume where the lake is."""
+        """Another writer claimed or landed this partition meanwhile: drop what we held, claim it, resume."""
+        progress.claim = claim_partitions(self.storage, self.feeds, [TopicPartition(progress.topic, progress.partition)]
+                                          )[(progress.topic, progress.partition)]
         start = self.decoders[progress.topic].metadata.offsets(progress.topic).get(progress.partition, 0)
         log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets %d-%d; "
                     "dropped them and reading again from %d", progress.topic, progress.partition, start,
@@ -356,14 +358,12 @@ class StreamLander:
 
     # ---------------------------------------------------------------- rebalancing
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
-        for tp in assigned:
-            if commit.recover_partition(self.storage, tp.topic, tp.partition) is not None:
-                log.info("completed the interrupted commit of %s[%d]", tp.topic, tp.partition)
+        claims = claim_partitions(self.storage, self.feeds, assigned)
         starts = start_offsets(self.consumer, self.decoders, assigned)
         for tp in assigned:
             tp.offset = start = starts[(tp.topic, tp.partition)]
             self.partitions[(tp.topic, tp.partition)] = PartitionProgress(
-                self.feeds[tp.topic], tp.topic, tp.partition, start, start)
+                self.feeds[tp.topic], tp.topic, tp.partition, start, start, claim=claims[(tp.topic, tp.partition)])
             if self.options.until_end:
                 end = self.watermarks.get((tp.topic, tp.partition), (0, start))[1]
                 self.bar.total = (self.bar.total or 0) + max(0, end - start)
@@ -383,6 +383,19 @@ class StreamLander:
         """Lost (not revoked): another consumer may own them already, so nothing of theirs may land."""
         self.checkpoint.forget({(tp.topic, tp.partition) for tp in lost})
         log.warning("lost %s; their unlanded records will be read again by the new owner", _describe(lost))
+
+
+def claim_partitions(storage: LakeStorage, feeds: dict[str, Feed], assigned: list[TopicPartition]
+                     ) -> dict[tuple[str, int], str]:
+    """Claim each partition in the lake (lake.commit.claim_partition; a consumer that lost it to a rebalance is told
+    so by Kafka soon): the state version this consumer's first commit of it starts from."""
+    claims = {}
+    for tp in assigned:
+        claim = commit.claim_partition(storage, feeds[tp.topic].name, tp.topic, tp.partition)
+        if claim.published:
+            log.info("completed the interrupted commit of %s[%d]", tp.topic, tp.partition)
+        claims[(tp.topic, tp.partition)] = claim.version
+    return claims
 
 
 def start_offsets(consumer: Consumer, decoders: dict[str, FeedDecoder],

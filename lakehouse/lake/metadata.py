@@ -33,14 +33,17 @@ class FeedMetadata:
 
     def update(self, change: Callable[[dict], None]) -> dict:
         """Read feed.json, let `change` edit it in place, stamp updated_at, write it back atomically; under the
-        feed's metadata lock, so concurrent updaters (consumer copies, export, retention) never lose a change."""
+        feed's metadata lock and as a conditional write (retried from a fresh read when another writer, maybe on another
+        machine, changed it first), so concurrent updaters (consumer copies, export, retention) never lose a change."""
+        path = layout.metadata_file(self.feed)
         with self.storage.exclusive(layout.metadata_lock(self.feed)):
-            document = self.read()
-            change(document)
-            document["updated_at"] = utc_now_iso()
-            self.storage.write_bytes(layout.metadata_file(self.feed),
-                                     orjson.dumps(document, option=orjson.OPT_INDENT_2))
-        return document
+            while True:  # the lock keeps this machine's processes out; the conditional write the others
+                data, version = self.storage.read_versioned(path)
+                document = orjson.loads(data) if data is not None else {"feed": self.feed}
+                change(document)
+                document["updated_at"] = utc_now_iso()
+                if self.storage.write_if(path, orjson.dumps(document, option=orjson.OPT_INDENT_2), version):
+                    return document
 
     def retired_rows(self) -> dict[str, int]:
         """Rows retention has deleted on purpose, per target (stream, quarantine, table): they count as landed."""
@@ -55,13 +58,24 @@ class FeedMetadata:
             if name.startswith(prefix) and name.endswith(".json"):
                 partition = int(name[len(prefix):-len(".json")])
                 entry = orjson.loads(self.storage.read_bytes(layout.offsets_file(self.feed, topic, partition)))
-                result[partition] = int(entry["next_offset"])
+                if entry.get("next_offset") is not None:  # a partition claimed but never landed has none
+                    result[partition] = int(entry["next_offset"])
         return result
 
     def partition_state(self, topic: str, partition: int) -> dict | None:
         """The offsets file of one partition, with any counts its owner keeps there (None if never landed)."""
         path = layout.offsets_file(self.feed, topic, partition)
         return orjson.loads(self.storage.read_bytes(path)) if self.storage.exists(path) else None
+
+    def partition_state_versioned(self, topic: str, partition: int) -> tuple[dict | None, str | None]:
+        """The partition state and its version (for `write_partition_state`); (None, None) if there is none."""
+        data, version = self.storage.read_versioned(layout.offsets_file(self.feed, topic, partition))
+        return (None, None) if data is None else (orjson.loads(data), version)
+
+    def write_partition_state(self, topic: str, partition: int, state: dict, version: str | None) -> str | None:
+        """Write the partition state if it is still at `version`: its new version, or None (another writer won)."""
+        entry = {**state, "topic": topic, "partition": partition, "updated_at": utc_now_iso()}
+        return self.storage.write_if(layout.offsets_file(self.feed, topic, partition), orjson.dumps(entry), version)
 
     def save_partition_state(self, topic: str, partition: int, next_offset: int, counts: dict[str, int]) -> None:
         """Next offset and cumulative counts of one partition in one atomic write, so they never disagree.

@@ -67,7 +67,7 @@ def migrate(root: str, dry_run: bool = False) -> Migration:
     for topic, partition in _interrupted_commits(storage):
         result.commits_finished += 1
         if not dry_run:
-            commit.recover_partition(storage, topic, partition)
+            commit.finish_legacy_manifest(storage, topic, partition)
             log.info("finished the interrupted commit of %s+%d", topic, partition)
     # 2. day folders of streams and quarantine
     for feed_folder in _feed_folders(storage, layout.STREAMS) + _feed_folders(storage, layout.QUARANTINE):

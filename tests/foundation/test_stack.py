@@ -21,9 +21,10 @@ def test_compose_file_is_valid_with_the_same_endpoints() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     config = result.stdout
-    for service in ("kafka:", "ksqldb-server:", "ksqldb-init:", "mysql:"):
+    for service in ("kafka:", "ksqldb-server:", "ksqldb-init:", "mysql:", "seaweedfs:", "seaweedfs-init:"):
         assert service in config
-    for port in ("9092", "8088", "3306"):
+    assert "image: chrislusf/seaweedfs" in config
+    for port in ("9092", "8088", "3306", "8333"):
         assert f"published: {port}" in config or f"127.0.0.1:{port}:{port}" in config
     assert "MYSQL_DATABASE: data_warehouse" in config
     assert "KAFKA_AUTO_CREATE_TOPICS_ENABLE: 'false'" in config or 'KAFKA_AUTO_CREATE_TOPICS_ENABLE: "false"' in config

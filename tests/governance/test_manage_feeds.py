@@ -10,7 +10,7 @@ import mysql.connector
 import pyarrow as pa
 import pytest
 from ksqldb_double import KsqlDbDouble
-from support import run_script
+from support import BOTH_BACKENDS, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog, builtin_feeds
@@ -176,6 +176,7 @@ def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes | 
     assert producer.flush(30) == 0
 
 
+@BOTH_BACKENDS
 def test_a_brand_new_feed_reaches_the_lake_and_mysql_with_no_code_change(
         lake: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     # A stream nobody has seen before: events over two days.

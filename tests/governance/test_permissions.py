@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import mysql.connector
 import pytest
-from support import run_script
+from support import BOTH_BACKENDS, run_script
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.errors import LakehouseError
@@ -171,6 +171,7 @@ def test_bad_permission_level_is_refused(ready: dict[str, str], settings_for: Se
     assert _db_state(settings_for) == [(permissions.TABLE, []), (permissions.AUDIT_TABLE, [])]
 
 
+@BOTH_BACKENDS
 def test_first_use_makes_the_tables_and_subfolders_need_not_exist_yet(env: dict[str, str],
                                                                       settings_for: Settings) -> None:
     """No create-table, no landed data: a date partition of a catalog feed can be checked and granted."""

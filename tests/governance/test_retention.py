@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import day_partition, producing, run_script
+from support import BOTH_BACKENDS, day_partition, producing, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
@@ -33,6 +33,11 @@ def _lake(settings: Settings) -> tuple[LakeStorage, FeedCatalog]:
 
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stored(storage: LakeStorage) -> dict[str, bytes]:
+    """Every visible file of the lake with its bytes, on any backend."""
+    return {f.path: storage.read_bytes(f.path) for f in storage.walk_files("")}
 
 
 def _today() -> date:
@@ -82,34 +87,34 @@ def test_retention_date_math_on_the_unpadded_layout(lake_root: Path, today: date
     assert all("=0" not in folder for folder in folders.values())
 
 
-def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str, str], settings_for: Settings,
-                                                                  lake_root: Path) -> None:
+@BOTH_BACKENDS
+def test_dry_run_lists_paths_files_bytes_rows_and_deletes_nothing(env: dict[str, str], settings_for: Settings) -> None:
     storage, _ = _lake(settings_for)
     old = day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=200), 123)
     day_partition(storage, layout.feed_dir("stream", STREAM), _today(), 5)
-    before = _files(lake_root)
+    before = _stored(storage)
 
     result = run_script("data_retention.py", "--stream", STREAM, "--retention-days", "30", "--dry-run",
                         env=env, check=True)
 
-    size = (lake_root / old / layout.batch_file_name("t", 0, 0)).stat().st_size
+    size = next(f.size for f in storage.walk_files(old))
     line = next(line for line in result.stdout.splitlines() if old in line)
     assert line.split()[:6] == [STREAM, "stream", old, "1", str(size), "123"]
     assert f"would delete: 1 folders, 1 files, {size} bytes, 123 rows (dry run: nothing deleted)" in result.stdout
-    assert _files(lake_root) == before
-    assert not (lake_root / retention.AUDIT_LOG).exists()
+    assert _stored(storage) == before
+    assert not storage.exists(retention.AUDIT_LOG)
 
 
-def test_deletion_is_audited_and_recorded_in_feed_metadata(env: dict[str, str], settings_for: Settings,
-                                                           lake_root: Path) -> None:
+@BOTH_BACKENDS
+def test_deletion_is_audited_and_recorded_in_feed_metadata(env: dict[str, str], settings_for: Settings) -> None:
     storage, _ = _lake(settings_for)
     old = day_partition(storage, layout.feed_dir("stream", STREAM), _today() - timedelta(days=100), 10)
 
     result = run_script("data_retention.py", "--all", env=env, check=True)  # catalog policy: 90 days
 
     assert "deleted: 1 folders, 1 files" in result.stdout
-    assert not (lake_root / old).exists()
-    audit = [json.loads(line) for line in (lake_root / retention.AUDIT_LOG).read_text().splitlines()]
+    assert not storage.walk_files(old)
+    audit = [json.loads(line) for line in storage.read_bytes(retention.AUDIT_LOG).decode().splitlines()]
     assert [(a["action"], a["feed"], a["path"], a["rows"]) for a in audit] == [("delete", STREAM, old, 10)]
     summary = FeedMetadata(storage, STREAM).read()["retention"]["stream"]
     assert (summary["folders_deleted"], summary["rows_deleted"], summary["last_deleted"]) == (1, 10, [old])

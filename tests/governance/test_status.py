@@ -11,7 +11,7 @@ from pathlib import Path
 import mysql.connector
 import orjson
 from status_samples import validate
-from support import REPO, run_script
+from support import BOTH_BACKENDS, REPO, run_script
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.governance import retention
@@ -118,6 +118,7 @@ def test_status_before_anything_ran_says_na_instead_of_failing(env: dict[str, st
     assert document["notes"][0].startswith("warehouse: MySQL is not reachable at")
 
 
+@BOTH_BACKENDS
 def test_status_stays_ok_after_retention_and_still_catches_a_lost_file(
         env: dict[str, str], settings_for: Settings) -> None:
     run_script("data_lake_config.py", "init", env=env, check=True)
@@ -139,7 +140,7 @@ def test_status_stays_ok_after_retention_and_still_catches_a_lost_file(
 
     kept = commit.stream_files(storage, "transaction_stream")
     lost = storage.parquet_row_count(kept[0])
-    Path(storage.full(kept[0])).unlink()  # a real loss: a file gone by hand, not by retention
+    storage.delete_file(kept[0])  # a real loss: a file gone by hand, not by retention
     broken = run_script("data_lake_config.py", "status", env=env)
     assert broken.returncode == 1
     assert (f"records in topic 4,000 != rows {4000 - deleted - lost:,} + quarantined 0 + not landed 0 "

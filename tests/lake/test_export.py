@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import TopicPartition
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
-from support import REPO, producing, run_script
+from support import BOTH_BACKENDS, REPO, producing, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
@@ -210,6 +210,7 @@ def consume(env: dict[str, str], *args: str) -> None:
     run_script("kafka_consumer_datalake.py", "--feeds", STREAM, "--group-id", group, *args, env=env, check=True)
 
 
+@BOTH_BACKENDS
 def test_stream_export_lands_only_what_the_consumer_has_not(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     events = produce_events(settings_for, seed=1, messages=3000)
@@ -232,7 +233,9 @@ def test_stream_export_lands_only_what_the_consumer_has_not(
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to watch the file system calls")
 def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage, tmp_path: Path) -> None:
-    """A crash must not keep offsets past records whose folder was lost: the new folder's parent is fsynced first."""
+    """A crash must not keep offsets past records whose folder was lost: a new day folder's parent is fsynced before
+    the partition state moves on again (the decision that lists a day's file comes before the folder, with the file
+    durable in the staging, which the next claim publishes from)."""
     events = produce_events(settings_for, seed=3, messages=300)
     trace = tmp_path / "syscalls"
     result = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=mkdir,openat,fsync,rename,renameat,"
@@ -245,7 +248,7 @@ def test_a_new_day_folder_is_durable_before_the_offsets_pointing_into_it(
     for day in per_day(events):
         folder = root / layout.stream_partition_dir(STREAM, day)
         made = next(i for i, call in enumerate(calls) if f'mkdir("{folder}"' in call)
-        recorded = next(i for i in range(made, len(calls)) if offsets.search(calls[i]))
+        recorded = next((i for i in range(made, len(calls)) if offsets.search(calls[i])), len(calls))
         parent_fds = [m.group(1) for call in calls[made:recorded] if (m := re.search(
             rf'openat\(AT_FDCWD, "{re.escape(str(folder.parent))}", O_RDONLY[^)]*\) = (\d+)', call))]
         assert any(re.search(rf"fsync\({fd}\)", call) for fd in parent_fds for call in calls[made:recorded]), day
@@ -266,16 +269,20 @@ def test_stream_dry_run_counts_rows_per_day_and_writes_nothing(
     assert sorted(p.relative_to(lake.root) for p in Path(lake.root).rglob("*")) == before
 
 
+def _day_files(lake: LakeStorage, day: date) -> dict[str, bytes]:
+    folder = layout.stream_partition_dir(STREAM, day)
+    return {name: lake.read_bytes(f"{folder}/{name}") for name in lake.list_dir(folder)}
+
+
+@BOTH_BACKENDS
 def test_backfill_rebuilds_one_day_atomically_without_duplicates(
         env: dict[str, str], settings_for: Settings, lake: LakeStorage) -> None:
     events = produce_events(settings_for, seed=4, messages=3000)
     export(env, "--stream", STREAM, "--source", "kafka")
     day, other = START + timedelta(days=1), START
-    day_dir, other_dir = (Path(lake.root) / layout.stream_partition_dir(STREAM, d) for d in (day, other))
-    other_files = {p.name: p.read_bytes() for p in other_dir.iterdir()}
+    other_files = _day_files(lake, other)
     expected = sorted(e["transaction_id"] for e in events if e["timestamp"].startswith(day.isoformat()))
-    lost = next(day_dir.iterdir())  # a damaged day: one of its files is gone
-    lost.unlink()
+    lake.delete_file(f"{layout.stream_partition_dir(STREAM, day)}/{next(iter(_day_files(lake, day)))}")  # damaged
     assert len(landed_ids(lake, day)) < len(expected)
 
     events += produce_events(settings_for, seed=5, messages=600)  # not landed yet when the backfill runs
@@ -285,14 +292,17 @@ def test_backfill_rebuilds_one_day_atomically_without_duplicates(
     out = export(env, "--stream", STREAM, "--date", day.isoformat()).stdout
     assert f"replaced {layout.date_partition(day)}: " in out and f"-> {len(expected)} rows" in out
     assert sorted(landed_ids(lake, day)) == expected  # only what the lake had landed, each record once
-    assert [p.name for p in day_dir.iterdir()] == [f"{settings_for.topic(STREAM)}+backfill+{day}.parquet"]
-    assert {p.name: p.read_bytes() for p in other_dir.iterdir()} == other_files  # other days untouched
-    assert not list((Path(lake.root) / "_staging").rglob("*.parquet"))
+    assert list(_day_files(lake, day)) == [f"{settings_for.topic(STREAM)}+backfill+{day}.parquet"]
+    assert _day_files(lake, other) == other_files  # other days untouched
+    assert not [f for f in lake.walk_files("_staging") if f.path.endswith(".parquet")]
 
     export(env, "--stream", STREAM)  # the newer records land into their days, the rebuilt one included
     assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
     for each_day, count in per_day(events).items():
         assert len(landed_ids(lake, each_day)) == count
+    rebuilt_again = export(env, "--stream", STREAM, "--date", day.isoformat()).stdout  # replaces its own file
+    assert f"-> {per_day(events)[day]} rows" in rebuilt_again
+    assert sorted(landed_ids(lake)) == sorted(e["transaction_id"] for e in events)
 
 
 def test_export_and_backfill_read_past_the_transaction_markers_ending_each_partition(

@@ -15,18 +15,17 @@ from pathlib import Path
 import apache_beam as beam
 import mysql.connector
 import orjson
-import pyarrow.dataset as ds
 from apache_beam.internal import pickler
 from apache_beam.pipeline import PipelineVisitor
-from support import REPO, free_port, run_script, scrape, wait_for
+from support import BOTH_BACKENDS, REPO, free_port, landed_column, run_script, scrape, wait_for
 
 from lakehouse.orchestration import pipelines
 from lakehouse.settings import Settings, load_settings
+from lakehouse.storage import LakeStorage
 
 
-def _lake_rows(lake: Path, feed: str) -> list[str]:
-    return ds.dataset(lake / "streams" / feed, format="parquet", partitioning="hive").to_table(
-        columns=["transaction_id"]).column("transaction_id").to_pylist()
+def _lake_rows(lake: Path | str, feed: str) -> list[str]:
+    return landed_column(LakeStorage(str(lake)), feed)
 
 
 def _warehouse_count(settings: Settings) -> int:
@@ -36,6 +35,7 @@ def _warehouse_count(settings: Settings) -> int:
         return int(cursor.fetchone()[0])
 
 
+@BOTH_BACKENDS
 def test_all_tick_moves_new_events_into_the_lake_and_the_warehouse(env: dict[str, str], settings_for: Settings,
                                                                     lake_root: Path) -> None:
     first = run_script("beam_orchestrator.py", "--task", "all", "--once", "--messages", "1500", "--seed", "11",

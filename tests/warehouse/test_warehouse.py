@@ -19,7 +19,7 @@ import mysql.connector
 import orjson
 import pytest
 from ksqldb_double import KsqlDbDouble, ksqldb_double  # noqa: F401 (pytest fixture)
-from support import REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
+from support import BOTH_BACKENDS, REPO, IdleGroupMember, ksqldb_average, producing, run_script, wait_for
 
 from lakehouse.catalog import Feed, FeedCatalog, builtin_feeds
 from lakehouse.kafka import clients
@@ -401,6 +401,7 @@ def _lake_snapshot_rows(events: list[dict]) -> dict[str, list[dict]]:
     }
 
 
+@BOTH_BACKENDS
 def test_sync_twice_gives_versions_1_and_2_equal_to_the_lake_snapshots(
         env: dict[str, str], settings_for: Settings, lake_root: Path) -> None:
     init_lake(env)
