@@ -23,28 +23,47 @@ class Settings:
     data_lake_root: str = "./data_lake"
     # Prefixes every Kafka topic the project names (lets several environments or test runs share one broker).
     topic_prefix: str = ""
+    # Secured servers (empty: plaintext, as the local stack's default listeners). See lakehouse.kafka.clients.
+    kafka_security_protocol: str = ""
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_ca_location: str = ""
+    kafka_config_file: str = ""  # a librdkafka properties file for everything else; read when a client is made
+    kafka_replication_factor: int = -1  # of the topics we create; -1: the broker's default.replication.factor
+    mysql_ssl_ca: str = ""  # set: TLS, the server's certificate and name verified against this CA
+    ksqldb_user: str = ""
+    ksqldb_password: str = field(default="", repr=False)
+    ksqldb_ssl_ca: str = ""
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a catalog topic name."""
         return f"{self.topic_prefix}{name}"
 
     def without_secrets(self) -> Settings:
-        """A copy that can travel (pickled into Beam steps): no MySQL password; see with_secrets_from_env."""
-        return replace(self, mysql_password="")
+        """A copy that can travel (pickled into Beam steps): no password; see with_secrets_from_env."""
+        return replace(self, **dict.fromkeys(SECRETS, ""))
 
     def with_secrets_from_env(self) -> Settings:
-        """This copy with the MySQL password of the environment it runs in (a Beam worker's own MYSQL_PASSWORD)."""
-        return replace(self, mysql_password=load_settings().mysql_password)
+        """This copy with the passwords of the environment it runs in (a Beam worker's own MYSQL_PASSWORD, …)."""
+        local = load_settings()
+        return replace(self, **{name: getattr(local, name) for name in SECRETS})
 
     def mysql_params(self) -> dict[str, object]:
         """Connection keyword arguments for mysql.connector."""
-        return {
+        params: dict[str, object] = {
             "host": self.mysql_host,
             "port": self.mysql_port,
             "user": self.mysql_user,
             "password": self.mysql_password,
             "database": self.mysql_database,
         }
+        if self.mysql_ssl_ca:  # without it the driver still prefers TLS, but takes any certificate
+            params.update(ssl_ca=self.mysql_ssl_ca, ssl_verify_cert=True, ssl_verify_identity=True)
+        return params
+
+
+SECRETS = ("mysql_password", "kafka_sasl_password", "ksqldb_password")
 
 
 ENV_VARS = {
@@ -57,7 +76,20 @@ ENV_VARS = {
     "mysql_database": "MYSQL_DATABASE",
     "data_lake_root": "DATA_LAKE_ROOT",
     "topic_prefix": "LAKEHOUSE_TOPIC_PREFIX",
+    "kafka_security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "kafka_sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "kafka_sasl_username": "KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "KAFKA_SASL_PASSWORD",
+    "kafka_ssl_ca_location": "KAFKA_SSL_CA_LOCATION",
+    "kafka_config_file": "KAFKA_CONFIG_FILE",
+    "kafka_replication_factor": "KAFKA_REPLICATION_FACTOR",
+    "mysql_ssl_ca": "MYSQL_SSL_CA",
+    "ksqldb_user": "KSQLDB_USER",
+    "ksqldb_password": "KSQLDB_PASSWORD",
+    "ksqldb_ssl_ca": "KSQLDB_SSL_CA",
 }
+# A password may instead come from a file (a mounted secret): <VARIABLE>_FILE names it, and wins when both are set.
+SECRET_FILES = {name: f"{ENV_VARS[name]}_FILE" for name in SECRETS}
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
@@ -69,7 +101,10 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         raw = os.environ.get(var)
         if raw is None or raw == "":
             continue
-        values[attr] = _parse_port(raw) if attr == "mysql_port" else raw
+        values[attr] = _PARSERS[attr](raw) if attr in _PARSERS else raw
+    for attr, var in SECRET_FILES.items():
+        if os.environ.get(var):
+            values[attr] = _read_secret(var, os.environ[var])
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -81,3 +116,25 @@ def _parse_port(raw: str) -> int:
     if not 0 < port < 65536:
         raise LakehouseError(f"MYSQL_PORT out of range: {port}")
     return port
+
+
+def _parse_replication_factor(raw: str) -> int:
+    try:
+        factor = int(raw)
+    except ValueError:
+        factor = 0
+    if factor < 1 and factor != -1:
+        raise LakehouseError(f"KAFKA_REPLICATION_FACTOR must be a positive number (or -1: the broker's default), "
+                             f"got {raw!r}")
+    return factor
+
+
+_PARSERS = {"mysql_port": _parse_port, "kafka_replication_factor": _parse_replication_factor}
+
+
+def _read_secret(var: str, path: str) -> str:
+    """The secret in a file: its text without the final line break (never echoed in an error)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LakehouseError(f"{var}: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
