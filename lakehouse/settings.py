@@ -35,6 +35,8 @@ class Settings:
     ksqldb_user: str = ""
     ksqldb_password: str = field(default="", repr=False)
     ksqldb_ssl_ca: str = ""
+    # Where --metrics-port listens: the loopback by default; 0.0.0.0 lets a Prometheus on another host scrape.
+    metrics_addr: str = "127.0.0.1"
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a catalog topic name."""
@@ -87,6 +89,7 @@ ENV_VARS = {
     "ksqldb_user": "KSQLDB_USER",
     "ksqldb_password": "KSQLDB_PASSWORD",
     "ksqldb_ssl_ca": "KSQLDB_SSL_CA",
+    "metrics_addr": "LAKEHOUSE_METRICS_ADDR",
 }
 # A password may instead come from a file (a mounted secret): <VARIABLE>_FILE names it, and wins when both are set.
 SECRET_FILES = {name: f"{ENV_VARS[name]}_FILE" for name in SECRETS}
