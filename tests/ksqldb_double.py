@@ -15,13 +15,19 @@ Requests are kept in `requests` so tests can assert what the client sent.
 
 Faults: `cut_queries(rows, drop_connection)` makes every later /query answer stop after its header and `rows`
 rows, either ending the chunked body cleanly without the closing ']' or dropping the connection mid-chunk.
+
+Secured, as a ksqlDB server with `authentication.method=BASIC` and an https listener: `credentials=(user, password)`
+answers 401 (ksqlDB's body and WWW-Authenticate header) to a request without exactly that Authorization header;
+`tls=(certificate, key)` serves https with that certificate (PEM files).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +40,8 @@ CONTENT_TYPE = "application/vnd.ksql.v1+json"
 
 
 class KsqlDbDouble:
-    def __init__(self, fixture_files: list[str] | None = None, known_sources: tuple[str, ...] = ()) -> None:
+    def __init__(self, fixture_files: list[str] | None = None, known_sources: tuple[str, ...] = (), *,
+                 credentials: tuple[str, str] | None = None, tls: tuple[Path, Path] | None = None) -> None:
         paths = [FIXTURES / name for name in fixture_files] if fixture_files else sorted(FIXTURES.glob("*.json"))
         self.exchanges = [exchange for path in paths for exchange in json.loads(path.read_text())]
         self.known = {name.upper() for name in known_sources}
@@ -42,13 +49,22 @@ class KsqlDbDouble:
         self.sequence = 0
         self.query_cut: tuple[int, bool] | None = None  # (rows sent, connection dropped); see cut_queries
         self._lock = threading.Lock()
+        self.authorization = None if credentials is None else "Basic " + base64.b64encode(
+            ":".join(credentials).encode()).decode()
+        self.refused = 0  # requests answered 401
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> KsqlDbDouble:
         self._thread.start()
@@ -113,6 +129,9 @@ class KsqlDbDouble:
                 self._reply(json.loads(self.rfile.read(length) or b"null"))
 
             def _reply(self, body: dict | None) -> None:
+                if double.authorization and self.headers.get("Authorization") != double.authorization:
+                    self._refuse()
+                    return
                 status, payload = double.answer(self.command, self.path, body)
                 self.send_response(status)
                 self.send_header("Content-Type", CONTENT_TYPE)
@@ -120,6 +139,17 @@ class KsqlDbDouble:
                     self._send_streamed(payload)
                     return
                 data = json.dumps(payload).encode()
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _refuse(self) -> None:
+                with double._lock:
+                    double.refused += 1
+                data = json.dumps({"@type": "generic_error", "error_code": 40100, "message": "Unauthorized"}).encode()
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="KsqlServer-Props"')
+                self.send_header("Content-Type", CONTENT_TYPE)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

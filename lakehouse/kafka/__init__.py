@@ -1,6 +1,7 @@
 """Talking to Kafka and ksqlDB.
 
-  clients     librdkafka producers, consumers and admin: topics, end offsets, partition ends
+  clients     librdkafka producers, consumers and admin, all from one connection config (SASL_SSL, a properties
+              file); topics, end offsets, partition ends
   records     decoding one Kafka record (JSON object, names normalized) and the BadRecord reasons
   changelog   a table's changelog topic materialized as rows (tombstones delete)
   ksqldb      the ksqlDB REST client: statements, pull queries, discovery

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -12,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings
 
+T = TypeVar("T", AdminClient, Consumer, Producer)
 DEFAULT_PARTITIONS = 6
 CONNECT_TIMEOUT_S = 10.0
 # What a partition answers while it is still being set up (retried by wait_until_readable).
@@ -19,23 +23,112 @@ _NOT_READY_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVA
                   KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
 READ_BATCH = 10_000  # records per consume() call of a bounded read
 _MAX_IDLE_POLLS = 30  # one-second polls without a record while records are still expected
+# librdkafka properties set from the environment, over KAFKA_CONFIG_FILE's lines.
+_SECURITY_PROPERTIES = {
+    "security.protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl.username": "KAFKA_SASL_USERNAME",
+    "sasl.password": "KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "KAFKA_SSL_CA_LOCATION",
+}
+_SETTING_OF_PROPERTY = {**_SECURITY_PROPERTIES, "bootstrap.servers": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+# ---------------------------------------------------------------- configuration shared by every client
+def connection_config(settings: Settings) -> dict[str, object]:
+    """The librdkafka properties every client of the cluster shares: where it is, how to trust it, how to log in.
+
+    KAFKA_CONFIG_FILE's lines first, the KAFKA_* variables over them; each client's own properties (group,
+    commits, idempotence, batching) go over both, so a file cannot weaken what exactly-once relies on.
+    """
+    config: dict[str, object] = read_properties(settings.kafka_config_file) if settings.kafka_config_file else {}
+    config["bootstrap.servers"] = settings.kafka_bootstrap_servers
+    for name, value in zip(_SECURITY_PROPERTIES, (
+            settings.kafka_security_protocol, settings.kafka_sasl_mechanism, settings.kafka_sasl_username,
+            settings.kafka_sasl_password, settings.kafka_ssl_ca_location), strict=True):
+        if value:
+            config[name] = value
+    config["log_level"] = 0  # failures reach us through error_cb and the calls' own errors, not stderr
+    return config
+
+
+def read_properties(path: str) -> dict[str, object]:
+    """A librdkafka properties file: `name=value` lines; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LakehouseError(f"KAFKA_CONFIG_FILE: cannot read {path} "
+                             f"({getattr(exc, 'strerror', None) or exc})") from None
+    properties: dict[str, object] = {}
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        if not equals or not name.strip():
+            raise LakehouseError(f"KAFKA_CONFIG_FILE {path} line {number}: expected name=value")  # no echo: secrets
+        properties[name.strip()] = value.strip()
+    return properties
+
+
+class _RefusedConnection:
+    """Every client's error_cb. A refused login or an untrusted certificate does not heal by retrying (librdkafka
+    would retry forever), so it raises out of the poll/consume/flush that served it: one line naming the setting.
+    Transport errors are left to the calls' own timeouts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.where = settings.kafka_bootstrap_servers
+        self.user = settings.kafka_sasl_username
+
+    def __call__(self, error: KafkaError) -> None:
+        reason = _reason(error.str())
+        if error.code() == KafkaError._AUTHENTICATION:
+            check = ("KAFKA_SASL_MECHANISM" if "mechanism handshake" in reason
+                     else "KAFKA_SASL_PASSWORD and KAFKA_SASL_USERNAME")
+            raise LakehouseError(f"Kafka at {self.where} refused the login of user {self.user!r}: {reason} "
+                                 f"(check {check})")
+        if error.code() == KafkaError._SSL and "certificate" in reason:
+            raise LakehouseError(f"Kafka at {self.where}: {reason} (check KAFKA_SSL_CA_LOCATION: the CA that "
+                                 "signed the broker's certificate)")
+
+
+def _reason(text: str) -> str:
+    """librdkafka's error text without its broker prefix and state suffix, on one line."""
+    text = re.sub(r"^\S+://\S+: ", "", text)
+    return " ".join(re.sub(r" \(after \d+ms in state \w+\)$", "", text).split())
+
+
+def _client(kind: type[T], config: dict[str, object], settings: Settings) -> T:
+    """A librdkafka client; a property it rejects becomes one line naming the variable (or the file) to fix."""
+    try:
+        return kind({**config, "error_cb": _RefusedConnection(settings)})
+    except KafkaException as exc:
+        message = exc.args[0].str() if exc.args else str(exc)
+        named = re.search(r'property "([^"]+)"', message)
+        source = _SETTING_OF_PROPERTY.get(named.group(1), "KAFKA_CONFIG_FILE") if named else "KAFKA_CONFIG_FILE"
+        raise LakehouseError(f"Kafka client configuration: {message} (check {source})") from None
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    return _client(AdminClient, connection_config(settings), settings)
 
 
 def require_broker(settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> AdminClient:
-    """An admin client on a broker that answered a metadata request, or a clear one-line error."""
+    """An admin client on a broker that answered a metadata request, or a clear one-line error: a refused login or
+    an untrusted certificate as soon as the client reports it, an unreachable broker after `timeout`."""
     admin = admin_client(settings)
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException:
-        raise LakehouseError(
-            f"Kafka is not reachable at {settings.kafka_bootstrap_servers} "
-            "(check KAFKA_BOOTSTRAP_SERVERS; start the local stack with: make up)"
-        ) from None
-    return admin
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return admin
+        except KafkaException:
+            admin.poll(0)  # serves the error callback: it raises for a refused login or certificate
+            if time.monotonic() >= deadline:
+                raise LakehouseError(
+                    f"Kafka is not reachable at {settings.kafka_bootstrap_servers} "
+                    "(check KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL; start the local stack with: make up)"
+                ) from None
 
 
 def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int = DEFAULT_PARTITIONS) -> list[str]:
@@ -44,7 +137,7 @@ def ensure_topics(settings: Settings, topics: dict[str, bool], partitions: int =
     admin = require_broker(settings)
     existing = set(admin.list_topics(timeout=CONNECT_TIMEOUT_S).topics)
     wanted = [
-        NewTopic(name, num_partitions=partitions, replication_factor=1,
+        NewTopic(name, num_partitions=partitions, replication_factor=settings.kafka_replication_factor,
                  config={"cleanup.policy": "compact"} if compacted else {})
         for name, compacted in topics.items() if name not in existing
     ]
@@ -123,13 +216,13 @@ def topic_partitions(settings: Settings, topic: str) -> list[int]:
 
 
 def producer(settings: Settings, **overrides: object) -> Producer:
-    return Producer(producer_config(settings, **overrides))
+    return _client(Producer, producer_config(settings, **overrides), settings)
 
 
 def producer_config(settings: Settings, **overrides: object) -> dict[str, object]:
-    """The librdkafka producer configuration (also handed to other librdkafka tools, e.g. kcat -X)."""
+    """The librdkafka producer configuration (also handed to other librdkafka tools, e.g. kcat -F)."""
     config = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **connection_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,
@@ -137,7 +230,6 @@ def producer_config(settings: Settings, **overrides: object) -> dict[str, object
         "compression.type": "lz4",
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
-        "log_level": 0,
     }
     config.update(overrides)
     return config
@@ -149,7 +241,7 @@ def consumer(settings: Settings, group_id: str, partition_ends: bool = False, **
     `partition_ends`: also deliver an event at the end of each partition (see `is_partition_end`).
     """
     config = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **connection_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -162,11 +254,10 @@ def consumer(settings: Settings, group_id: str, partition_ends: bool = False, **
         "fetch.max.bytes": 52_428_800,
         "max.partition.fetch.bytes": 10_485_760,
         "queued.max.messages.kbytes": 131_072,
-        "log_level": 0,
         "enable.partition.eof": partition_ends,
     }
     config.update(overrides)
-    return Consumer(config)
+    return _client(Consumer, config, settings)
 
 
 def is_partition_end(message: Message) -> bool:

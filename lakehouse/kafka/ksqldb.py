@@ -5,6 +5,9 @@
   POST /query   pull queries (HTTP/1.1, application/vnd.ksql.v1+json: one JSON array of header + rows)
   GET  /info    reachability
 
+Secured servers: https (the server's certificate checked against KSQLDB_SSL_CA, or the system's CAs) and HTTP basic
+authentication (KSQLDB_USER / KSQLDB_PASSWORD), as ksqlDB's `authentication.method=BASIC` asks.
+
 Standard library only (urllib): PyPI `ksql` 0.10.2 cannot be imported on Python >= 3.10 (its dependency
 `hyper` imports `collections.Iterable`) and `ksql-python-ng` is not maintained; the API we need is four
 endpoints of plain JSON. See docs/ksqldb.md. Errors come back as LakehouseError carrying ksqlDB's own
@@ -13,9 +16,11 @@ endpoints of plain JSON. See docs/ksqldb.md. Errors come back as LakehouseError 
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -36,10 +41,23 @@ _TOPIC_LITERAL = re.compile(r"(KAFKA_TOPIC\s*=\s*')([^']*)(')", re.IGNORECASE)
 _BACKTICK_NAME = re.compile(r"`([^`]*)`")
 
 
+class Unreachable(LakehouseError):
+    """Nothing answered at the URL (as opposed to a server that answered and refused us)."""
+
+
 class KsqlClient:
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """`user`/`password`: HTTP basic authentication (KSQLDB_USER / KSQLDB_PASSWORD); `ca`: the CA file an https
+    server's certificate must chain to (KSQLDB_SSL_CA; empty: the system's CAs)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S, *, user: str = "", password: str = "",
+                 ca: str = "") -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._headers = {"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE}
+        if user:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        self._tls = _tls_context(ca) if self.url.startswith("https:") else None
 
     # ------------------------------------------------------------------ statements
     def execute(self, statements: str | list[str]) -> list[dict]:
@@ -83,9 +101,10 @@ class KsqlClient:
         return rows_from_query_response(chunks)
 
     def reachable(self) -> bool:
+        """Whether a server answers; one that refuses our credentials or certificate check still raises."""
         try:
             self._request("GET", "/info", None, timeout=min(self.timeout, PROBE_TIMEOUT_S))
-        except LakehouseError:
+        except Unreachable:
             return False
         return True
 
@@ -119,19 +138,32 @@ class KsqlClient:
 
     def _request(self, method: str, path: str, body: dict | None, timeout: float | None = None):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE})
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=self._headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout, context=self._tls) as response:
                 return _parse_json(response.read(), path)
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise LakehouseError(f"ksqlDB at {self.url} refused the request to {path} (HTTP {exc.code}); "
+                                     "check KSQLDB_USER and KSQLDB_PASSWORD") from None
             raise _server_error(exc.code, exc.read(), path) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise LakehouseError(f"ksqlDB is not reachable at {self.url} ({reason}); check KSQLDB_URL") from None
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise LakehouseError(f"ksqlDB at {self.url}: its certificate was not accepted "
+                                     f"({reason.verify_message}); check KSQLDB_SSL_CA (the CA that signed it) "
+                                     "and the host name in KSQLDB_URL") from None
+            raise Unreachable(f"ksqlDB is not reachable at {self.url} ({reason}); check KSQLDB_URL") from None
         except http.client.HTTPException as exc:  # IncompleteRead: the connection dropped mid-body
             raise LakehouseError(f"ksqlDB {path} at {self.url}: the connection dropped before the answer was "
                                  f"complete ({type(exc).__name__}); nothing of it was used") from None
+
+
+def _tls_context(ca: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise LakehouseError(f"KSQLDB_SSL_CA: cannot load {ca} ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def _parse_json(raw: bytes, path: str):
@@ -251,7 +283,8 @@ class DiscoveredSource(NamedTuple):
 
 
 def client_for(settings: Settings, timeout: float = DEFAULT_TIMEOUT_S) -> KsqlClient:
-    return KsqlClient(settings.ksqldb_url, timeout)
+    return KsqlClient(settings.ksqldb_url, timeout, user=settings.ksqldb_user, password=settings.ksqldb_password,
+                      ca=settings.ksqldb_ssl_ca)
 
 
 def topology_files(directory: str | Path = "ksql") -> list[Path]:

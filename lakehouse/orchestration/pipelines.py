@@ -84,20 +84,20 @@ def run_pipeline(options: PipelineOptions, build: Callable[[beam.Pipeline], obje
 
 
 class SettingsDoFn(beam.DoFn):
-    """A step carrying the settings without the MySQL password (a pipeline is pickled and shipped to workers);
-    a step that writes to MySQL takes the password from its worker's own environment."""
+    """A step carrying the settings without passwords (a pipeline is pickled and shipped to workers); a step
+    that talks to Kafka, ksqlDB or MySQL takes them from its worker's own environment (worker_settings)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.without_secrets()
 
-    def warehouse_settings(self) -> Settings:
+    def worker_settings(self) -> Settings:
         return self.settings.with_secrets_from_env()
 
 
 # ---------------------------------------------------------------- kafka_produce
 class ProduceShard(SettingsDoFn):
     def process(self, generator: GeneratorOptions) -> Iterable[GeneratorOptions]:
-        report = produce_events(self.settings, generator, ProduceOptions())
+        report = produce_events(self.worker_settings(), generator, ProduceOptions())
         if report.failed:
             raise LakehouseError(f"shard seed {generator.seed}: {report.failed} events failed: {report.first_error}")
         _rows_counter().inc(report.events)
@@ -109,7 +109,7 @@ class DeriveShards(SettingsDoFn):
 
     def process(self, generators: list[GeneratorOptions]) -> Iterable[int]:
         ordered = sorted(generators, key=lambda g: g.seed)
-        yield derive_values(self.settings, (value for g in ordered for _key, value in event_records(g)))
+        yield derive_values(self.worker_settings(), (value for g in ordered for _key, value in event_records(g)))
 
 
 def build_produce(settings: Settings, spec: ProduceSpec, run_seed: int) -> Callable[[beam.Pipeline], object]:
@@ -156,14 +156,15 @@ class ExportFeed(SettingsDoFn):
     """New records of a stream (from its landed offsets, the consumer's commit protocol) or a new table version."""
 
     def process(self, feed: Feed) -> Iterable[str]:
-        if not clients.topic_partitions(self.settings, self.settings.topic(feed.topic)):
+        settings = self.worker_settings()
+        if not clients.topic_partitions(settings, settings.topic(feed.topic)):
             yield f"{feed.kind} {feed.name}: skipped, its topic does not exist yet"
             return
         if feed.kind == "stream":
-            outcome = export.export_stream(self.settings, feed)
+            outcome = export.export_stream(settings, feed)
             _rows_counter().inc(outcome.landed)
         else:
-            outcome = export.export_table(self.settings, LakeStorage(self.settings.data_lake_root), feed, "kafka")
+            outcome = export.export_table(settings, LakeStorage(settings.data_lake_root), feed, "kafka")
             _rows_counter().inc(outcome.row_count if outcome.written else 0)
         yield outcome.describe() if feed.kind == "stream" else outcome.describe(dry_run=False)
 
@@ -186,7 +187,7 @@ class SyncFromLake(SettingsDoFn):
     to land (no versions yet, or the consumer ahead) lands nothing and says why."""
 
     def process(self, feeds: list[Feed]) -> Iterable[int]:
-        result = sync(self.warehouse_settings(), feeds, source="lake", warn=log.warning, strict=False)
+        result = sync(self.worker_settings(), feeds, source="lake", warn=log.warning, strict=False)
         _rows_counter().inc(result.row_count)
         yield result.row_count
 

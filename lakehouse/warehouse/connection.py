@@ -6,6 +6,7 @@ Every warehouse connection allows LOAD DATA LOCAL INFILE (the bulk path), starts
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,12 +53,20 @@ def describe(settings: Settings) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later can succeed (server down, connection lost, deadlock)."""
-    if not isinstance(exc, mysql.connector.Error):
+    if not isinstance(exc, mysql.connector.Error) or is_untrusted_server(exc):
         return False
     if exc.errno in _TRANSIENT_ERRNOS or isinstance(exc, mysql.connector.errors.ConnectionTimeoutError):
         return True  # (a server that accepts but never answers times out connecting)
     # Client-side failures without a server error number (socket closed mid-read, ...).
     return isinstance(exc, mysql.connector.errors.InterfaceError) and not exc.errno
+
+
+def is_untrusted_server(exc: BaseException) -> bool:
+    """The TLS check of MYSQL_SSL_CA failed: a certificate not signed by it, a name it does not carry, a CA file
+    that cannot be read, or a server without TLS. Retrying cannot help."""
+    cause = exc.__cause__
+    return (isinstance(cause, ssl.SSLCertVerificationError) or "Invalid CA Certificate" in str(exc)
+            or getattr(exc, "errno", None) == errorcode.CR_SSL_CONNECTION_ERROR)
 
 
 def error_text(exc: BaseException) -> str:
@@ -73,13 +82,17 @@ def connect(settings: Settings) -> Connection:
             connection_timeout=CONNECT_TIMEOUT_S, charset="utf8mb4", collation="utf8mb4_unicode_ci",
         )
     except mysql.connector.Error as exc:
+        if is_untrusted_server(exc):
+            raise LakehouseError(f"MySQL at {settings.mysql_host}:{settings.mysql_port}: the server's TLS "
+                                 f"certificate was not accepted ({error_text(exc)}; check MYSQL_SSL_CA, the CA that "
+                                 "signed it, and MYSQL_HOST, a name the certificate carries)") from None
         if is_transient(exc):
             raise LakehouseError(
                 f"MySQL is not reachable at {settings.mysql_host}:{settings.mysql_port} ({error_text(exc)}; "
                 "check MYSQL_HOST / MYSQL_PORT; start the local stack with: make up)"
             ) from exc
         raise LakehouseError(f"MySQL refused the connection to {describe(settings)}: {error_text(exc)} "
-                             "(check MYSQL_USER / MYSQL_PASSWORD / MYSQL_DATABASE)") from None
+                             "(check MYSQL_USER / MYSQL_PASSWORD or MYSQL_PASSWORD_FILE / MYSQL_DATABASE)") from None
     conn.cursor().execute(_SESSION_SQL)
     return conn
 
