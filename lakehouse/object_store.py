@@ -8,8 +8,6 @@ AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
 
 from __future__ import annotations
 
-import botocore.session
-
 _CLIENTS: dict[str, object] = {}  # one client per process (creating one costs ~50 ms)
 _PRECONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
@@ -49,5 +47,7 @@ def write_if(path: str, data: bytes, version: str | None) -> str | None:
 
 def _client():
     if "s3" not in _CLIENTS:
+        import botocore.session  # here, not at the top: a lake on a local disk never pays its ~0.4 s import
+
         _CLIENTS["s3"] = botocore.session.get_session().create_client("s3")
     return _CLIENTS["s3"]

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dotenv import load_dotenv
-
 from lakehouse.errors import LakehouseError
 
 
@@ -147,6 +145,8 @@ def environment_help(groups: Sequence[str]) -> list[tuple[str, str]]:
 def load_env_file(env_file: str | os.PathLike[str] | None = ".env") -> None:
     """Let a .env file set the variables the environment does not."""
     if env_file and Path(env_file).is_file():
+        from dotenv import load_dotenv  # here: most runs have no .env file, and need not pay the import
+
         load_dotenv(env_file, override=False)
 
 

@@ -5,6 +5,7 @@ folder layout; query the lake as a user, through their permissions."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,12 +14,16 @@ import orjson
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.governance import query, status, status_json, status_report
-from lakehouse.kafka import ksqldb
-from lakehouse.lake import migration
+from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render
+
+# Each subcommand imports its own modules in its function: status and query load MySQL, DuckDB and pandas (about
+# 1 s of CPU), which `show` and `init`, run by the orchestrator every few minutes, must not pay.
+
+USER_ENV = "LAKEHOUSE_USER"  # who asks, for query without --as
+QUERY_FORMATS = ("text", "csv", "json", "parquet")  # what governance.query.formatted writes
 
 EXAMPLES = """
   python data_lake_config.py init      # create folders, seed the built-in feeds (idempotent)
@@ -39,7 +44,7 @@ EXAMPLES = """
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.parser("data_lake_config.py", __doc__, EXAMPLES,
-                        more_env=[(query.USER_ENV, "who asks, for query without --as")])
+                        more_env=[(USER_ENV, "who asks, for query without --as")])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="create the lake layout and seed the built-in feeds")
     commands.add_parser("show", help="print the feed catalog as a table")
@@ -61,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             "every query is audited; exit 1 when refused")
     ask.add_argument("sql", help="one SELECT over views named after the feeds (a table feed's current version; "
                                  "<feed>_versions: all of its versions)")
-    ask.add_argument("--as", dest="user", metavar="EMAIL", help=f"who asks (default: ${query.USER_ENV})")
-    ask.add_argument("--format", choices=query.FORMATS, default="text", help="output format (default: text)")
+    ask.add_argument("--as", dest="user", metavar="EMAIL", help=f"who asks (default: ${USER_ENV})")
+    ask.add_argument("--format", choices=QUERY_FORMATS, default="text", help="output format (default: text)")
     ask.add_argument("--output", metavar="FILE", help="write the result to FILE instead of stdout "
                                                       "(needed for parquet)")
     args = parser.parse_args(argv)
@@ -109,6 +114,8 @@ def show(catalog: FeedCatalog) -> int:
 
 
 def apply_ksql(settings: Settings, directory: str) -> int:
+    from lakehouse.kafka import ksqldb
+
     applied = ksqldb.apply_topology(settings, directory)
     print(f"ksqlDB: {settings.ksqldb_url}")
     print(render(["file", "statement", "ksqlDB says"], [[a.file, a.statement, a.outcome] for a in applied]))
@@ -117,6 +124,8 @@ def apply_ksql(settings: Settings, directory: str) -> int:
 
 
 def print_status(settings: Settings, as_json: bool, html_file: str | None) -> int:
+    from lakehouse.governance import status, status_json, status_report
+
     summary = status.collect(settings)
     if html_file:
         status_report.write(summary, html_file)
@@ -129,6 +138,8 @@ def print_status(settings: Settings, as_json: bool, html_file: str | None) -> in
 
 
 def migrate_lake(settings: Settings, dry_run: bool) -> int:
+    from lakehouse.lake import migration
+
     print(f"lake root: {settings.data_lake_root}")
     for line in migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
         print(line)
@@ -136,7 +147,9 @@ def migrate_lake(settings: Settings, dry_run: bool) -> int:
 
 
 def run_query(settings: Settings, args: argparse.Namespace) -> int:
-    asked = query.run_query(settings, query.user_or_env(args.user), args.sql, progress=sys.stderr)
+    from lakehouse.governance import query
+
+    asked = query.run_query(settings, user_or_env(args.user), args.sql, progress=sys.stderr)
     if asked.table is None:
         print(f"{'refused' if asked.outcome == 'refused' else 'error'}: {asked.reason}", file=sys.stderr)
         return 1 if asked.outcome == "refused" else 2
@@ -149,7 +162,17 @@ def run_query(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def user_or_env(given: str | None) -> str:
+    """The querying user: --as, else LAKEHOUSE_USER (a .env file may set it); query.run_query validates it."""
+    email = given or os.environ.get(USER_ENV, "")
+    if not email:
+        raise LakehouseError(f"who is asking? give --as EMAIL or set {USER_ENV}")
+    return email
+
+
 def discover(settings: Settings, catalog: FeedCatalog) -> int:
+    from lakehouse.kafka import ksqldb
+
     sources = ksqldb.discover(settings, catalog)
     print(render(["name", "kind", "topic", "feed", "schema"],
                  [[s.name, s.kind, s.topic, "yes" if s.is_feed else "NO", s.schema] for s in sources]))

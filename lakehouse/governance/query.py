@@ -9,7 +9,6 @@ and its reason.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -28,8 +27,6 @@ from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render
 
-USER_ENV = "LAKEHOUSE_USER"
-FORMATS = ("text", "csv", "json", "parquet")
 TEXT_ROWS = 1000  # a text table longer than this is cut; the other formats write every row
 PROGRESS_AFTER_S = 2.0
 
@@ -45,14 +42,6 @@ class QueryOutcome:
     @property
     def rows(self) -> int | None:
         return self.table.num_rows if self.table is not None else None
-
-
-def user_or_env(given: str | None) -> str:
-    """The querying user: --as, else LAKEHOUSE_USER (a .env file may set it)."""
-    email = given or os.environ.get(USER_ENV, "")
-    if not email:
-        raise LakehouseError(f"who is asking? give --as EMAIL or set {USER_ENV}")
-    return validate_email(email)
 
 
 def run_query(settings: Settings, email: str, sql: str, now: datetime | None = None,
