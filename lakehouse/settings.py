@@ -129,6 +129,14 @@ ENV_GROUPS = {
     "metrics": ("metrics_addr",),
 }
 
+# Variables read by the libraries themselves, not by Settings: an s3:// lake takes only AWS's standard ones.
+STANDARD_ENV = {
+    "lake": [("AWS_ENDPOINT_URL", "an S3-compatible server for an s3:// lake (unset: AWS)"),
+             ("AWS_ACCESS_KEY_ID", "its access key"),
+             ("AWS_SECRET_ACCESS_KEY", "its secret key"),
+             ("AWS_REGION", "its region")],
+}
+
 
 def environment_help(groups: Sequence[str]) -> list[tuple[str, str]]:
     """(variable, what it is for and its default) for the settings of `groups`, in ENV_GROUPS order."""
@@ -139,6 +147,7 @@ def environment_help(groups: Sequence[str]) -> list[tuple[str, str]]:
             for attr in attrs:
                 default = "" if attr in SECRETS else f" (default {getattr(defaults, attr) or 'none'})"
                 rows.append((ENV_VARS[attr], ENV_HELP[attr] + default))
+            rows += STANDARD_ENV.get(group, [])
     return rows
 
 

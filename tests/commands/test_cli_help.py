@@ -11,7 +11,7 @@ from support import REPO, base_env, run_script
 from lakehouse import __version__
 from lakehouse.commands.dispatch import COMMANDS
 from lakehouse.commands.dispatch import main as lakehouse
-from lakehouse.settings import ENV_VARS
+from lakehouse.settings import ENV_VARS, STANDARD_ENV
 
 SCRIPTS = {script: name for name, (script, _text) in COMMANDS.items()}
 BEAM_HINT = "(Beam pipeline options go after --, e.g. -- --direct_num_workers=2)"
@@ -31,7 +31,8 @@ def test_every_script_helps_with_examples_and_its_environment(script: str, capsy
     examples, environment = text.split("\nexamples:\n")[1].split("\n\nenvironment:\n")
     assert f"  python {script} " in examples or f"  python {script}\n" in examples
     variables = [line.split()[0] for line in environment.splitlines()[:-1]]  # the last line is about .env
-    assert set(variables) <= {*ENV_VARS.values(), "LAKEHOUSE_LOG_FORMAT", "LAKEHOUSE_USER"}
+    standard = {name for rows in STANDARD_ENV.values() for name, _what in rows}
+    assert set(variables) <= {*ENV_VARS.values(), *standard, "LAKEHOUSE_LOG_FORMAT", "LAKEHOUSE_USER"}
     assert "LAKEHOUSE_LOG_FORMAT" in variables
     assert "--log-level LEVEL" in text
 
@@ -44,8 +45,12 @@ def test_the_environment_blocks_name_what_each_command_reads(capsys) -> None:
         text = _exit_output(capsys, importlib.import_module(f"lakehouse.commands.{name}").main, "--help")[1]
         return {line.split()[0] for line in text.split("\nenvironment:\n")[1].splitlines()[:-1]}
 
-    assert variables("produce") == {"KAFKA_BOOTSTRAP_SERVERS", "LAKEHOUSE_TOPIC_PREFIX", "LAKEHOUSE_LOG_FORMAT"}
-    assert variables("retention") == {"DATA_LAKE_ROOT", "LAKEHOUSE_LOG_FORMAT"}
+    assert variables("produce") == {
+        "KAFKA_BOOTSTRAP_SERVERS", "LAKEHOUSE_TOPIC_PREFIX", "LAKEHOUSE_LOG_FORMAT", "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CA_LOCATION",
+        "KAFKA_CONFIG_FILE", "KAFKA_REPLICATION_FACTOR"}
+    assert variables("retention") == {"DATA_LAKE_ROOT", "LAKEHOUSE_LOG_FORMAT", "AWS_ENDPOINT_URL",
+                                      "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"}
     assert {"MYSQL_PASSWORD", "KSQLDB_URL", "DATA_LAKE_ROOT", "LAKEHOUSE_USER"} <= variables("config")
 
 
