@@ -31,6 +31,7 @@ from datetime import date
 
 import orjson
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lakehouse import layout
 from lakehouse.lake.lineage import LANDED
@@ -227,8 +228,6 @@ def landed_rows(storage: LakeStorage, feed: str) -> int:
 
 def read_stream(storage: LakeStorage, feed: str, schema: pa.Schema | None = None) -> pa.Table:
     """A whole stream feed with its hive date columns; `schema` (the feed's latest) spans evolved files."""
-    import pyarrow.dataset as ds  # here, not at the top: it loads pandas (~0.7 s of start-up)
-
     files = [storage.full(path) for path in stream_files(storage, feed)]
     if not files:
         return pa.table({})
