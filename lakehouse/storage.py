@@ -7,6 +7,8 @@ Writes are atomic: a hidden temp file next to the target, made durable, then ren
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import hashlib
 import os
@@ -27,6 +29,7 @@ from lakehouse import layout
 from lakehouse.errors import LakehouseError
 
 PARQUET_COMPRESSION = "zstd"
+_RENAME_EXCHANGE = 2  # linux/fs.h
 _CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
 
 
@@ -172,8 +175,9 @@ class LakeStorage:
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))
 
-    def write_parquet(self, rel: str, table: pa.Table) -> None:
-        self._atomic_write(rel, lambda stream: pq.write_table(table, stream, compression=PARQUET_COMPRESSION))
+    def write_parquet(self, rel: str, table: pa.Table, row_group_size: int | None = None) -> None:
+        self._atomic_write(rel, lambda stream: pq.write_table(table, stream, compression=PARQUET_COMPRESSION,
+                                                              row_group_size=row_group_size))
 
     def append_line(self, rel: str, line: str) -> None:
         """Append one line to a log file (audit trails); local appends are fsynced."""
@@ -193,6 +197,23 @@ class LakeStorage:
         self.refuse_symlinks(dst)
         self.fs.move(self.full(src), self.full(dst))
         self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
+
+    def exchange_dirs(self, first: str, second: str) -> bool:
+        """Swap two existing folders in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader resolving either
+        path sees the old folder or the new one, never neither. False, and nothing changed, when the backend has no
+        such step (object stores, a filesystem without it); then the caller publishes file by file."""
+        if self.local_root is None:
+            return False
+        self.refuse_symlinks(first)
+        self.refuse_symlinks(second)
+        if _renameat2(self.local_root / first, self.local_root / second, _RENAME_EXCHANGE) != 0:
+            error = ctypes.get_errno()
+            if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+                return False
+            raise OSError(error, os.strerror(error), first)
+        for folder in {first.rsplit("/", 1)[0], second.rsplit("/", 1)[0]}:
+            self._sync_dir(folder)
+        return True
 
     def delete_dir(self, rel: str) -> None:
         self.fs.delete_dir(self.full(rel))
@@ -284,6 +305,16 @@ def require_current_layout(storage: LakeStorage) -> None:
             record_layout_version(storage)
         except OSError:
             pass  # a read-only lake: the next writer records it
+
+
+def _renameat2(first: Path, second: Path, flags: int) -> int:
+    """glibc's renameat2 (2.28+); -1 with errno ENOSYS where the C library has none."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is None:
+        ctypes.set_errno(errno.ENOSYS)
+        return -1
+    at_fdcwd = -100
+    return function(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), flags)
 
 
 def _machine_lock_path(root: str, rel: str) -> Path:
