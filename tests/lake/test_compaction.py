@@ -10,51 +10,22 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from support import REPO, init_lake, producing, run_script, unique
+from support import REPO, expected_day_facts, lake_day_facts, land_small_files, produce_days, run_script
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
 from lakehouse.governance import retention
-from lakehouse.kafka import clients
-from lakehouse.lake import compaction, consumer
-from lakehouse.produce import events
-from lakehouse.settings import Settings
+from lakehouse.lake import compaction
 from lakehouse.storage import LakeStorage
 
 FEED = "transaction_stream"
 FIRST_DAY = date(2026, 9, 7)
-
-
-def produce_days(settings: Settings, days: int, per_day: int, seed: int, first: date = FIRST_DAY) -> list[dict]:
-    """Events on `days` pinned days from `first`, with Kafka record times on their day, over 3 partitions."""
-    topic = settings.topic(FEED)
-    clients.ensure_topics(settings, {topic: False}, partitions=3)
-    produced = []
-    with producing(settings) as producer:
-        for offset in range(days):
-            day = first + timedelta(days=offset)
-            options = events.GeneratorOptions(messages=per_day, seed=seed * 100 + offset, days=1, start=day)
-            for event in events.generate_events(options):
-                moment = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-                producer.produce(topic, key=event["transaction_id"].encode(), value=events.serialize(event),
-                                 timestamp=int(moment.timestamp() * 1000))
-                producer.poll(0)
-                produced.append(event)
-    return produced
-
-
-def land(settings: Settings, flush_size: int = 25) -> None:
-    """The real lake consumer with small batches and flushes: many small files per day, as continuous landing
-    makes."""
-    feed = FeedCatalog(init_lake(settings)).get(FEED)
-    consumer.land(settings, [feed], consumer.LandingOptions(group_id=unique("g"), until_end=True,
-                                                            flush_size=flush_size, batch_size=flush_size))
 
 
 def compact(env: dict[str, str], *args: str) -> str:
@@ -65,29 +36,13 @@ def day_files(lake_root: Path, day: date) -> list[Path]:
     return sorted((lake_root / layout.stream_partition_dir(FEED, day)).glob("*.parquet"))
 
 
-def facts(lake_root: Path) -> list[tuple]:
-    """Per day, what a glob reader sees: rows, distinct transaction ids, sum of amount."""
-    glob = f"{lake_root}/streams/{FEED}/**/*.parquet"
-    return duckdb.sql(f"select make_date(year, month, day), count(*), count(distinct transaction_id), "
-                      f"round(sum(amount), 2) from read_parquet('{glob}', hive_partitioning = true, "
-                      f"union_by_name = true) group by all order by all").fetchall()
-
-
-def expected_facts(produced: list[dict]) -> list[tuple]:
-    per_day: dict[date, list[dict]] = {}
-    for event in produced:
-        per_day.setdefault(date.fromisoformat(event["timestamp"][:10]), []).append(event)
-    return [(day, len(rows), len({r["transaction_id"] for r in rows}), round(sum(r["amount"] for r in rows), 2))
-            for day, rows in sorted(per_day.items())]
-
-
 def reconciled(env: dict[str, str]) -> bool:
     return run_script("kafka_consumer_datalake.py", "--reconcile", "--feeds", FEED, env=env).returncode == 0
 
 
 def test_closed_days_become_one_sorted_file_each_and_keep_every_row(env, settings_for, lake_root) -> None:
-    produced = produce_days(settings_for, 3, 300, seed=1)
-    land(settings_for)
+    produced = produce_days(settings_for, FEED, 3, 300, seed=1)
+    land_small_files(settings_for, FEED)
     before = {day: day_files(lake_root, day) for day in (FIRST_DAY + timedelta(days=n) for n in range(3))}
     assert all(len(files) >= 6 for files in before.values())
 
@@ -101,7 +56,7 @@ def test_closed_days_become_one_sorted_file_each_and_keep_every_row(env, setting
 
     out = compact(env, "--before", "2026-09-09")
     assert f"merged {len(before[FIRST_DAY]) + len(before[FIRST_DAY + timedelta(days=1)])} files" in out
-    assert facts(lake_root) == expected_facts(produced)
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
     for day in list(before)[:2]:
         (merged,) = day_files(lake_root, day)
         table = pq.read_table(merged)
@@ -114,27 +69,27 @@ def test_closed_days_become_one_sorted_file_each_and_keep_every_row(env, setting
 
 
 def test_late_events_land_in_a_compacted_day_and_are_folded_in_next_time(env, settings_for, lake_root) -> None:
-    produced = produce_days(settings_for, 2, 200, seed=2)
-    land(settings_for)
+    produced = produce_days(settings_for, FEED, 2, 200, seed=2)
+    land_small_files(settings_for, FEED)
     compact(env, "--before", "2026-09-30")
     assert [len(day_files(lake_root, FIRST_DAY + timedelta(days=n))) for n in range(2)] == [1, 1]
 
-    produced += produce_days(settings_for, 1, 80, seed=3)  # late: events of the first, compacted, day
-    land(settings_for, flush_size=20)
+    produced += produce_days(settings_for, FEED, 1, 80, seed=3)  # late: events of the first, compacted, day
+    land_small_files(settings_for, FEED, flush_size=20)
     assert len(day_files(lake_root, FIRST_DAY)) > 2
-    assert facts(lake_root) == expected_facts(produced)
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
     assert reconciled(env)
 
     compact(env, "--before", "2026-09-30")
     assert [len(day_files(lake_root, FIRST_DAY + timedelta(days=n))) for n in range(2)] == [1, 1]
-    assert facts(lake_root) == expected_facts(produced)
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
     assert reconciled(env)
 
 
 def test_sigkill_at_every_step_then_a_rerun_keeps_each_day_exactly_once(env, settings_for, lake_root) -> None:
-    produced = produce_days(settings_for, 3, 150, seed=4)
-    land(settings_for)
-    expected = expected_facts(produced)
+    produced = produce_days(settings_for, FEED, 3, 150, seed=4)
+    land_small_files(settings_for, FEED)
+    expected = expected_day_facts(produced)
     # SIGKILL right after the 1st, then the 2nd, ... step the compaction logs, until a run gets to its end
     kills = 0
     while True:
@@ -152,9 +107,9 @@ def test_sigkill_at_every_step_then_a_rerun_keeps_each_day_exactly_once(env, set
             break
         assert process.returncode == -signal.SIGKILL, "".join(lines)
         kills += 1
-        assert facts(lake_root) == expected, f"after a kill at step {kills}"
+        assert lake_day_facts(lake_root, FEED) == expected, f"after a kill at step {kills}"
     assert kills >= 3, f"only {kills} kills: the compaction ran past the kill points"
-    assert facts(lake_root) == expected
+    assert lake_day_facts(lake_root, FEED) == expected
     assert [len(day_files(lake_root, FIRST_DAY + timedelta(days=n))) for n in range(3)] == [1, 1, 1]
     assert not [p for p in (lake_root / compaction.COMPACTION_STAGING).rglob("*") if p.is_file()]
     assert reconciled(env)
@@ -162,15 +117,15 @@ def test_sigkill_at_every_step_then_a_rerun_keeps_each_day_exactly_once(env, set
 
 def test_a_glob_reader_never_sees_a_row_twice_or_misses_one_while_days_are_swapped(env, settings_for,
                                                                                     lake_root) -> None:
-    produced = produce_days(settings_for, 6, 100, seed=5)
-    land(settings_for, flush_size=10)
-    expected = expected_facts(produced)
+    produced = produce_days(settings_for, FEED, 6, 100, seed=5)
+    land_small_files(settings_for, FEED, flush_size=10)
+    expected = expected_day_facts(produced)
     answers, failures, stop = [], [], threading.Event()
 
     def read() -> None:
         while not stop.is_set():
             try:
-                answers.append(facts(lake_root))
+                answers.append(lake_day_facts(lake_root, FEED))
             except duckdb.IOException as exc:  # listed before a swap, opened after it: loud, never wrong
                 failures.append(str(exc))
 
@@ -188,8 +143,8 @@ def test_a_glob_reader_never_sees_a_row_twice_or_misses_one_while_days_are_swapp
 
 def test_retention_waits_for_a_compaction_of_the_same_day_and_counts_every_row(env, settings_for,
                                                                                lake_root) -> None:
-    produced = produce_days(settings_for, 1, 200, seed=6)
-    land(settings_for)
+    produced = produce_days(settings_for, FEED, 1, 200, seed=6)
+    land_small_files(settings_for, FEED)
     day_dir = lake_root / layout.stream_partition_dir(FEED, FIRST_DAY)
     # a compaction stopped between staging and publishing, holding the day's lock ...
     process = subprocess.Popen([sys.executable, str(REPO / "data_lake_config.py"), "compact", "--feeds", FEED,
@@ -208,7 +163,7 @@ def test_retention_waits_for_a_compaction_of_the_same_day_and_counts_every_row(e
     deleting.join(timeout=3)
     # ... so retention waits for it, while the day stays whole ...
     assert deleting.is_alive() and day_dir.is_dir()
-    assert facts(lake_root) == expected_facts(produced)
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
     process.send_signal(signal.SIGCONT)
     assert process.wait(timeout=60) == 0
     deleting.join(timeout=60)
