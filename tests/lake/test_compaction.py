@@ -141,19 +141,24 @@ def test_a_glob_reader_never_sees_a_row_twice_or_misses_one_while_days_are_swapp
     assert all(len(day_files(lake_root, day)) == 1 for day, *_ in expected)
 
 
-def test_retention_waits_for_a_compaction_of_the_same_day_and_counts_every_row(env, settings_for,
-                                                                               lake_root) -> None:
-    produced = produce_days(settings_for, FEED, 1, 200, seed=6)
-    land_small_files(settings_for, FEED)
-    day_dir = lake_root / layout.stream_partition_dir(FEED, FIRST_DAY)
-    # a compaction stopped between staging and publishing, holding the day's lock ...
+def stopped_compaction(env: dict[str, str]) -> subprocess.Popen:
+    """A compaction run stopped (SIGSTOP) right after it staged its first day: it holds that day's lock."""
     process = subprocess.Popen([sys.executable, str(REPO / "data_lake_config.py"), "compact", "--feeds", FEED,
                                 "--before", "2026-09-30"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
         if " staged " in line:
             process.send_signal(signal.SIGSTOP)
-            break
+            return process
+    raise AssertionError(f"the compaction never staged a day (exit {process.wait()})")
+
+
+def test_retention_waits_for_a_compaction_of_the_same_day_and_counts_every_row(env, settings_for,
+                                                                               lake_root) -> None:
+    produced = produce_days(settings_for, FEED, 1, 200, seed=6)
+    land_small_files(settings_for, FEED)
+    day_dir = lake_root / layout.stream_partition_dir(FEED, FIRST_DAY)
+    process = stopped_compaction(env)  # between staging and publishing, holding the day's lock ...
     storage = LakeStorage(lake_root)
     policies = retention.resolve_policies(FeedCatalog(storage), stream=FEED, retention_days=10)
     done: list[retention.Plan] = []
@@ -174,6 +179,28 @@ def test_retention_waits_for_a_compaction_of_the_same_day_and_counts_every_row(e
     assert reconciled(env)
 
 
+def test_a_backfill_of_the_day_waits_for_its_compaction_and_the_day_stays_exact(env, settings_for,
+                                                                               lake_root) -> None:
+    produced = produce_days(settings_for, FEED, 1, 200, seed=7)
+    land_small_files(settings_for, FEED)
+    compacting = stopped_compaction(env)
+    backfill = subprocess.Popen([sys.executable, str(REPO / "export_to_data_lake.py"), "--stream", FEED, "--date",
+                                 FIRST_DAY.isoformat()], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        backfill.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    assert backfill.poll() is None, "the backfill did not wait for the day's lock"
+    compacting.send_signal(signal.SIGCONT)
+    assert compacting.wait(timeout=60) == 0
+    out, err = backfill.communicate(timeout=120)
+    assert backfill.returncode == 0, err
+    assert f"replaced {layout.date_partition(FIRST_DAY)}: 200 rows -> 200 rows" in out
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
+    assert reconciled(env)
+
+
 def test_lateness_window_closes_days_per_feed(env, lake_root) -> None:
     run_script("data_lake_config.py", "init", env=env, check=True)
     run_script("manage_feeds.py", "update", FEED, "--lateness-days", "3", env=env, check=True)
@@ -184,3 +211,5 @@ def test_lateness_window_closes_days_per_feed(env, lake_root) -> None:
     assert compaction.closed_before(feed, date(2026, 12, 1)) == date(2026, 11, 30)
     refused = run_script("manage_feeds.py", "update", "product_purchase_counts", "--lateness-days", "2", env=env)
     assert refused.returncode == 2 and "not compacted" in refused.stderr
+    table = run_script("data_lake_config.py", "compact", "--feeds", "product_purchase_counts", env=env)
+    assert table.returncode == 2 and "is a table feed, not a stream feed" in table.stderr
