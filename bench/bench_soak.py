@@ -5,7 +5,9 @@ Processes, each a subprocess on its own topics (a fresh prefix), lake folder and
     today, so the closed days keep receiving late events all along;
   * `kafka_consumer_datalake.py` with its default settings (flush every 30 s, every active feed);
   * `kafka_consumer_warehouse.py`;
-  * `beam_orchestrator.py --task all --every-minutes 1` (produce, export, sync, retention, compact);
+  * `beam_orchestrator.py --task all --every-minutes 1` (export, sync, retention, compact; its kafka_produce task
+    gets `--messages 0 --no-derive`: the derive stand-in, like ksqlDB, must be the one writer of the derived
+    topics, and two of them break its state);
   * a second `kafka_consumer_datalake.py` (own group, own lake, stream feeds only): the same records landed with no
     compaction, the "before" of the file counts and of the query.
 At the end: lag is read while the producer still runs; the producer finishes, the orchestrator stops, the consumers
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -81,8 +84,10 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
             ["kafka_consumer_datalake.py", "--feeds", ",".join(streams), "--group-id", f"{prefix}mirror"],
             {**env, "DATA_LAKE_ROOT": str(mirror)}, work)
         processes["warehouse consumer"] = _start(["kafka_consumer_warehouse.py"], env, work)
-        processes["orchestrator"] = _start(["beam_orchestrator.py", "--task", "all", "--every-minutes", "1"], env,
-                                           work)
+        # The producer is the one source (the derive stand-in, like ksqlDB, is a single writer): the orchestrator's
+        # own kafka_produce task is given nothing to produce.
+        processes["orchestrator"] = _start(["beam_orchestrator.py", "--task", "all", "--every-minutes", "1",
+                                            "--messages", "0", "--no-derive"], env, work)
         processes["producer"] = _start(["kafka_producer.py", "--derive", "--rate", str(rate), "--messages",
                                         str(events), "--days", str(WEEK), "--start",
                                         (today - timedelta(days=WEEK - 1)).isoformat()], env, work)
@@ -104,6 +109,8 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
             _stop(processes.pop(name))
         figures = _measure(soak, lake, mirror, streams, today)
         reconciliation = status.collect(soak)
+        for folder in (lake, mirror, work / "ideal"):  # the processes' logs stay in `work`
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
         for process in processes.values():
             _stop(process)
@@ -120,7 +127,7 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
             "lag_seconds": round(lake_lag_max / max(raw_rate, 1e-9), 1),
             "status_ok": reconciliation.ok,
             "status_mismatches": [c.label for c in reconciliation.checks if c.ok is False],
-            **figures, "work_dir": str(work)}
+            **figures, "logs": str(work)}
 
 
 def _measure(settings: Settings, lake: Path, mirror: Path, streams: list[str], today: date) -> dict:
@@ -165,7 +172,7 @@ def _files_per_closed_day(root: Path, feeds: list[str], bound: date) -> dict[tup
 
 _WEEK_QUERY = """
     SELECT make_date(year, month, day) AS day, currency, count(*) AS events, sum(amount) AS amount,
-           count(DISTINCT user_id) AS users
+           count(DISTINCT "user".user_id) AS users
     FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true)
     WHERE make_date(year, month, day) < DATE '{bound}'
     GROUP BY ALL ORDER BY ALL

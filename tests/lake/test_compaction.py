@@ -213,3 +213,18 @@ def test_lateness_window_closes_days_per_feed(env, lake_root) -> None:
     assert refused.returncode == 2 and "not compacted" in refused.stderr
     table = run_script("data_lake_config.py", "compact", "--feeds", "product_purchase_counts", env=env)
     assert table.returncode == 2 and "is a table feed, not a stream feed" in table.stderr
+
+
+def test_without_an_atomic_folder_exchange_the_files_are_put_then_the_inputs_deleted(settings_for, lake_root,
+                                                                                    monkeypatch) -> None:
+    """The object-store path (no step swaps two folders there), taken on local disk: same rows, same files."""
+    produced = produce_days(settings_for, FEED, 2, 150, seed=8)
+    land_small_files(settings_for, FEED)
+    monkeypatch.setattr(LakeStorage, "exchange_dirs", lambda *_: False)
+    storage = LakeStorage(lake_root)
+    feeds = FeedCatalog(storage).select(names=[FEED])
+    done = list(compaction.compact(storage, compaction.plan(storage, feeds, date(2026, 9, 30))))
+    assert [day.day for day in done] == [FIRST_DAY, FIRST_DAY + timedelta(days=1)]
+    assert [len(day_files(lake_root, FIRST_DAY + timedelta(days=n))) for n in range(2)] == [1, 1]
+    assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
+    assert not [p for p in (lake_root / compaction.COMPACTION_STAGING).rglob("*") if p.is_file()]
