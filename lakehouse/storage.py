@@ -198,23 +198,6 @@ class LakeStorage:
         self.fs.move(self.full(src), self.full(dst))
         self._sync_dir(dst.rsplit("/", 1)[0] if "/" in dst else "")
 
-    def exchange_dirs(self, first: str, second: str) -> bool:
-        """Swap two existing folders in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader resolving either
-        path sees the old folder or the new one, never neither. False, and nothing changed, when the backend has no
-        such step (object stores, a filesystem without it); then the caller publishes file by file."""
-        if self.local_root is None:
-            return False
-        self.refuse_symlinks(first)
-        self.refuse_symlinks(second)
-        if _renameat2(self.local_root / first, self.local_root / second, _RENAME_EXCHANGE) != 0:
-            error = ctypes.get_errno()
-            if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-                return False
-            raise OSError(error, os.strerror(error), first)
-        for folder in {first.rsplit("/", 1)[0], second.rsplit("/", 1)[0]}:
-            self._sync_dir(folder)
-        return True
-
     def delete_dir(self, rel: str) -> None:
         self.fs.delete_dir(self.full(rel))
 
@@ -305,6 +288,24 @@ def require_current_layout(storage: LakeStorage) -> None:
             record_layout_version(storage)
         except OSError:
             pass  # a read-only lake: the next writer records it
+
+
+def exchange_dirs(storage: LakeStorage, first: str, second: str) -> bool:
+    """Swap two existing folders in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader resolving either
+    path sees the old folder or the new one, never neither. False, and nothing changed, when the backend has no
+    such step (object stores, a filesystem without it); then the caller publishes file by file."""
+    if storage.local_root is None:
+        return False
+    storage.refuse_symlinks(first)
+    storage.refuse_symlinks(second)
+    if _renameat2(storage.local_root / first, storage.local_root / second, _RENAME_EXCHANGE) != 0:
+        error = ctypes.get_errno()
+        if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            return False
+        raise OSError(error, os.strerror(error), first)
+    for folder in {first.rsplit("/", 1)[0], second.rsplit("/", 1)[0]}:
+        storage._sync_dir(folder)
+    return True
 
 
 def _renameat2(first: Path, second: Path, flags: int) -> int:

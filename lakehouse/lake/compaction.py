@@ -18,7 +18,7 @@ never interleave on a day):
      compaction is decided and recovery rolls it forward;
   4. publish, holding the feed's partition locks (no lake commit lands a file meanwhile): copy into the staged
      folder the files landed in the day since step 2, then swap the staged folder and the day's folder in one
-     atomic step (`LakeStorage.exchange_dirs`: renameat2 RENAME_EXCHANGE). On a backend without such a step
+     atomic step (`storage.exchange_dirs`: renameat2 RENAME_EXCHANGE). On a backend without such a step
      (an object store) the new files are put into the day's folder, then the inputs deleted;
   5. finish: a file found only in the swapped-out folder (landed there by a partition whose lock was not held,
      one that had never landed before) moves into the day; the swapped-out folder and the manifest go.
@@ -56,7 +56,7 @@ from lakehouse.catalog import Feed
 from lakehouse.lake import commit
 from lakehouse.lake import schema as lake_schema
 from lakehouse.lake.metadata import FeedMetadata
-from lakehouse.storage import LakeStorage, StoredFile, date_partition_dirs
+from lakehouse.storage import LakeStorage, StoredFile, date_partition_dirs, exchange_dirs
 
 log = logging.getLogger(__name__)  # one line per step, so an operator (and the kill tests) see how far a run got
 MB = 1024 * 1024
@@ -224,7 +224,7 @@ def _publish(storage: LakeStorage, manifest: dict) -> None:
         elif not all(storage.exists(f"{day_dir}/{name}") for name in outputs):
             carried = _carry_others(storage, day_dir, staged, inputs)
             log.info("carried %d files landed since staging into %s", carried, staged)
-            if storage.exchange_dirs(staged, day_dir):
+            if exchange_dirs(storage, staged, day_dir):
                 log.info("swapped %s in", day_dir)
             else:
                 for name in outputs:

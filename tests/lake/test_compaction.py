@@ -220,7 +220,7 @@ def test_without_an_atomic_folder_exchange_the_files_are_put_then_the_inputs_del
     """The object-store path (no step swaps two folders there), taken on local disk: same rows, same files."""
     produced = produce_days(settings_for, FEED, 2, 150, seed=8)
     land_small_files(settings_for, FEED)
-    monkeypatch.setattr(LakeStorage, "exchange_dirs", lambda *_: False)
+    monkeypatch.setattr(compaction, "exchange_dirs", lambda *_: False)
     storage = LakeStorage(lake_root)
     feeds = FeedCatalog(storage).select(names=[FEED])
     done = list(compaction.compact(storage, compaction.plan(storage, feeds, date(2026, 9, 30))))
