@@ -109,6 +109,10 @@ def _soak_rows(r: dict) -> list[Row]:
     """One row per soak figure; the ceilings are the uncompacted lake (files), the ideal copy (query time), the
     process at minute 2 (RSS) and one flush interval (lag)."""
     minutes = f"{r['minutes']:g} min soak"
+
+    def ms(seconds: float) -> float:
+        return round(1000 * seconds, 1)
+
     rows = [
         Row("soak", f"files per closed (feed, day), uncompacted, max ({minutes})",
             r["files_per_closed_day_uncompacted_max"], None, None, "-", None),
@@ -118,12 +122,13 @@ def _soak_rows(r: dict) -> list[Row]:
                     f"{r['largest_closed_file_mb']} MB)", r["files_per_closed_day_after_max"],
             r["files_per_closed_day_uncompacted_max"], None, "<= 2 (days < 128 MB)",
             r["files_per_closed_day_after_max"] <= 2),
-        Row("soak", f"s, week-wide DuckDB aggregate, {r['closed_days']} closed days, uncompacted (vs ideal copy)",
-            r["query_s_uncompacted"], r["query_s_ideal"], r["query_ratio_uncompacted"], "-", None),
-        Row("soak", "s, week-wide DuckDB aggregate after compaction (vs ideal copy)", r["query_s_after"],
-            r["query_s_ideal"], r["query_ratio_after"], "ratio >= 0.8", r["query_ratio_after"] >= 0.8),
-        Row("soak", "s, same over the whole feed, open days' small files included (vs ideal copy)",
-            r["query_s_whole_feed_after"], r["query_s_whole_feed_ideal"], r["query_ratio_whole_feed"], "-", None),
+        Row("soak", f"ms, week-wide DuckDB aggregate, {r['closed_days']} closed days, uncompacted (vs ideal copy)",
+            ms(r["query_s_uncompacted"]), ms(r["query_s_ideal"]), r["query_ratio_uncompacted"], "-", None),
+        Row("soak", "ms, week-wide DuckDB aggregate after compaction (vs ideal copy)", ms(r["query_s_after"]),
+            ms(r["query_s_ideal"]), r["query_ratio_after"], "ratio >= 0.8", r["query_ratio_after"] >= 0.8),
+        Row("soak", "ms, same over the whole feed, open days' small files included (vs ideal copy)",
+            ms(r["query_s_whole_feed_after"]), ms(r["query_s_whole_feed_ideal"]), r["query_ratio_whole_feed"], "-",
+            None),
     ]
     for name, end in r["rss_mb"]["end"].items():
         start = r["rss_mb"]["minute 2"].get(name) or None
