@@ -102,7 +102,7 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
         raw_rate = (sum(clients.topic_end_offsets(soak, raw_topic).values()) - ends_before) / max(
             1.0, time.monotonic() - started - min(120, minutes * 30))
         rss["end"] = {name: _peak_rss_mb(p.pid) for name, p in processes.items()}
-        lags = {s.feed.name: (s.lake_lag, s.warehouse_lag) for s in status.collect(soak).feeds}
+        lags = {s.feed.name: (s.lake_lag, s.warehouse_lag) for s in _status(soak).feeds}
         _stop(processes.pop("producer"), wait_for_exit=True)
         _stop(processes.pop("orchestrator"))
         _drain(soak, catalog)
@@ -242,10 +242,22 @@ def _drain(settings: Settings, catalog: FeedCatalog, timeout: float = 300) -> No
     """Until both consumers have landed every record (lake lag and warehouse lag 0), or `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        feeds = status.collect(settings).feeds
+        feeds = _status(settings).feeds
         if all((f.lake_lag or 0) == 0 and (f.warehouse_lag or 0) == 0 for f in feeds):
             return
         time.sleep(5)
+
+
+def _status(settings: Settings, attempts: int = 5) -> status.Status:
+    """`status.collect`, read again when a compaction swapped a day between its listing and its reading of the
+    files (a glob reader meets "No such file" then, never a wrong count)."""
+    for attempt in range(attempts):
+        try:
+            return status.collect(settings)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _peak_rss_mb(pid: int) -> float:
