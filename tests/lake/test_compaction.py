@@ -84,6 +84,8 @@ def test_late_events_land_in_a_compacted_day_and_are_folded_in_next_time(env, se
     assert [len(day_files(lake_root, FIRST_DAY + timedelta(days=n))) for n in range(2)] == [1, 1]
     assert lake_day_facts(lake_root, FEED) == expected_day_facts(produced)
     assert reconciled(env)
+    summary = run_script("data_lake_config.py", "status", env=env)
+    assert summary.returncode == 0 and "MISMATCH" not in summary.stdout, summary.stdout
 
 
 def test_sigkill_at_every_step_then_a_rerun_keeps_each_day_exactly_once(env, settings_for, lake_root) -> None:
