@@ -7,13 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 
 EXAMPLES = """
   python beam_orchestrator.py --task all --every-minutes 10            # the scheduler, until Ctrl-C
+  python beam_orchestrator.py --task all --every-minutes 10 --metrics-port 9402   # and Prometheus metrics
   python beam_orchestrator.py --task all --once                        # one tick (for cron)
   python beam_orchestrator.py --task kafka_produce --once --messages 100000 --shards 8
-  python beam_orchestrator.py --task export_datalake --once --runner DirectRunner --direct_num_workers 4
+  python beam_orchestrator.py --task all --once -- --direct_running_mode=multi_processing --direct_num_workers=2
   python beam_orchestrator.py --task compact --once                    # merge small files of closed stream days
   python beam_orchestrator.py --history                                # the last runs
   crontab: */10 * * * * cd /srv/lakehouse && .venv/bin/python beam_orchestrator.py --task all --once
@@ -23,7 +24,8 @@ MIN_EVERY_MINUTES = 0.1  # ticks closer than 6 s would run back to back: a spin,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = cli.parser("beam_orchestrator.py", __doc__ + "\nUnknown options are passed to Beam.", EXAMPLES)
+    parser = cli.parser("beam_orchestrator.py", __doc__ + "\nOptions after -- (and unknown ones) are passed to Beam.",
+                        EXAMPLES)
     parser.add_argument("--task", choices=TASK_CHOICES)
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--every-minutes", type=cli.at_least(MIN_EVERY_MINUTES, float), metavar="N",
@@ -33,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", action="store_true", help="print the last runs and exit")
     parser.add_argument("--limit", type=int, default=20, help="runs shown by --history (default 20)")
     parser.add_argument("--ticks", type=int, help="with --every-minutes: stop after this many ticks")
+    metrics.add_port_option(parser)
     produce = parser.add_argument_group("kafka_produce")
     produce.add_argument("--messages", type=int, default=1000, help="events per tick (default 1000)")
     produce.add_argument("--shards", type=int, default=4, help="shards produced in parallel (default 4)")
@@ -41,9 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     produce.add_argument("--days", type=int, default=1, help="spread event times over the last D days")
     produce.add_argument("--no-derive", action="store_true",
                          help="do not run the ksqlDB stand-in (when a real ksqlDB derives the feeds)")
-    args, beam_args = parser.parse_known_args(argv)
+    own, beam_after = _split_at_double_dash(list(sys.argv[1:] if argv is None else argv))
+    args, beam_args = parser.parse_known_args(own)
+    beam_args += beam_after
     if not args.history and (args.task is None or not (args.once or args.every_minutes)):
         parser.error("give --task and one of --once / --every-minutes (or --history)")
+    if args.metrics_port and not args.every_minutes:
+        parser.error("--metrics-port needs --every-minutes (a scheduler that keeps running to be scraped)")
 
     logging.getLogger().setLevel(logging.ERROR)  # Beam logs optional-dependency warnings at import
     from lakehouse.catalog import FeedCatalog
@@ -70,10 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             records = schedule.run_tick(storage, tasks, runner)
             return 0 if all(record.status == "ok" for record in records) else 1
-        ticks = schedule.run_every(args.every_minutes, lambda: schedule.run_tick(storage, tasks, runner),
-                                        args.ticks)
+        registry = metrics.OrchestratorMetrics()
+        registry.serve(args.metrics_port, settings)
+        ticks = schedule.run_every(args.every_minutes,
+                                   lambda: schedule.run_tick(storage, tasks, runner, on_run=registry.task_ran),
+                                   args.ticks)
         print(f"scheduler stopped after {ticks} tick(s)")
         return 0
+
+
+def _split_at_double_dash(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The orchestrator's own options, and Beam's pipeline options given after `--`."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
 
 
 if __name__ == "__main__":

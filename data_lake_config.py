@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology;
 print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag); migrate a lake of an older
-folder layout; compact the small files of closed stream days."""
+folder layout; compact the small files of closed stream days; query the lake as a user, through their
+permissions."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
 
 from lakehouse import cli
 from lakehouse.catalog import FeedCatalog
-from lakehouse.governance import status
+from lakehouse.governance import query, status, status_json, status_report
 from lakehouse.kafka import ksqldb
 from lakehouse.lake import compaction, migration
 from lakehouse.settings import Settings, load_settings
@@ -26,10 +31,15 @@ EXAMPLES = """
   python data_lake_config.py apply-ksql              # run ksql/*.sql on KSQLDB_URL, in order (idempotent)
   python data_lake_config.py discover                # ksqlDB streams/tables, topics, schemas; which are not feeds yet
   python data_lake_config.py status                  # lake and warehouse contents, reconciliation, consumer lag
+  python data_lake_config.py status --json           # the same as one JSON document (keys: docs/status.md)
+  python data_lake_config.py status --html status.html   # and as a self-contained HTML page with charts
   python data_lake_config.py migrate --dry-run        # what moving an older lake to the current layout would do
   python data_lake_config.py migrate                  # do it (idempotent; rerun after an interruption)
   python data_lake_config.py compact --dry-run        # closed days, files and bytes a compaction would merge
   python data_lake_config.py compact --feeds transaction_stream --before 2026-09-01 --target-file-mb 256
+  python data_lake_config.py query --as ada@example.com "SELECT count(*) FROM transaction_stream WHERE month = 11"
+  LAKEHOUSE_USER=ada@example.com python data_lake_config.py query --format csv --output top.csv \\
+      "SELECT * FROM product_purchase_counts ORDER BY purchase_count DESC LIMIT 10"
 """
 
 
@@ -41,8 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply = commands.add_parser("apply-ksql", help="apply the ksqlDB statements of ksql/*.sql in file-name order")
     apply.add_argument("--dir", default="ksql", help="folder of the .sql files (default: ksql)")
     commands.add_parser("discover", help="list ksqlDB streams and tables, marking those that are not feeds yet")
-    commands.add_parser("status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
-                                       "(exit 1 on a mismatch)")
+    show_status = commands.add_parser(
+        "status", help="per feed what the lake holds, MySQL row counts, reconciliation, consumer lag "
+                       "(exit 1 on a mismatch)")
+    show_status.add_argument("--json", action="store_true",
+                             help="print one JSON document instead of text (its keys: docs/status.md)")
+    show_status.add_argument("--html", metavar="FILE",
+                             help="also write a self-contained HTML page with charts to FILE (replaced atomically)")
     migrate = commands.add_parser("migrate", help="rewrite a lake of an older folder layout (month=09, version=v3) "
                                                   "into the current one, in place; stop the consumers first")
     migrate.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
@@ -56,7 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     compact.add_argument("--target-file-mb", type=cli.at_least(1), default=compaction.DEFAULT_TARGET_FILE_MB,
                          metavar="N", help="size of the merged files (default %(default)s)")
     compact.add_argument("--dry-run", action="store_true", help="print the days, files and bytes, change nothing")
+    ask = commands.add_parser("query", help="run one SQL query (DuckDB) over the lake views the user may read now; "
+                                            "every query is audited; exit 1 when refused")
+    ask.add_argument("sql", help="one SELECT over views named after the feeds (a table feed's current version; "
+                                 "<feed>_versions: all of its versions)")
+    ask.add_argument("--as", dest="user", metavar="EMAIL", help=f"who asks (default: ${query.USER_ENV})")
+    ask.add_argument("--format", choices=query.FORMATS, default="text", help="output format (default: text)")
+    ask.add_argument("--output", metavar="FILE", help="write the result to FILE instead of stdout "
+                                                      "(needed for parquet)")
     args = parser.parse_args(argv)
+    if args.command == "query" and args.format == "parquet" and not args.output:
+        parser.error("--format parquet needs --output FILE")
 
     settings = load_settings()
     if args.command == "migrate":
@@ -71,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "discover":
         return discover(settings, catalog)
     if args.command == "status":
-        return print_status(settings)
+        return print_status(settings, args.json, args.html)
+    if args.command == "query":
+        return run_query(settings, args)
     return show(catalog)
 
 
@@ -105,9 +132,15 @@ def apply_ksql(settings: Settings, directory: str) -> int:
     return 0
 
 
-def print_status(settings: Settings) -> int:
+def print_status(settings: Settings, as_json: bool, html_file: str | None) -> int:
     summary = status.collect(settings)
-    print(summary.render())
+    if html_file:
+        status_report.write(summary, html_file)
+        print(f"status report written to {html_file}", file=sys.stderr)  # stderr: stdout stays one document
+    if as_json:
+        print(orjson.dumps(status_json.document(summary), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(summary.render())
     return 0 if summary.ok else 1
 
 
@@ -137,6 +170,20 @@ def compact_lake(settings: Settings, feeds: list[str], before: date | None, targ
     verb = "would merge" if dry_run else "merged"
     print(f"{verb} {files} files ({size:,} bytes) of {len(planned)} closed days into "
           f"{sum(day.outputs for day in planned)} files" if planned else "nothing to compact")
+    return 0
+
+
+def run_query(settings: Settings, args: argparse.Namespace) -> int:
+    asked = query.run_query(settings, query.user_or_env(args.user), args.sql, progress=sys.stderr)
+    if asked.table is None:
+        print(f"{'refused' if asked.outcome == 'refused' else 'error'}: {asked.reason}", file=sys.stderr)
+        return 1 if asked.outcome == "refused" else 2
+    result = query.formatted(asked.table, args.format)
+    if args.output:
+        Path(args.output).write_bytes(result)
+        print(f"{asked.table.num_rows} rows written to {args.output} ({args.format})")
+    else:
+        sys.stdout.buffer.write(result)
     return 0
 
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 from lakehouse.catalog import FeedCatalog
 from lakehouse.lake.consumer import DEFAULT_GROUP, LandingOptions, default_group_id, feeds_to_land, land
 from lakehouse.lake.reconcile import reconcile
@@ -28,6 +28,7 @@ EXAMPLES = """
   python kafka_consumer_datalake.py --feeds transaction_stream --flush-size 10000 --flush-interval 5
   python kafka_consumer_datalake.py --topics clickstream --max-messages 1000   # registers feed 'clickstream'
   python kafka_consumer_datalake.py --reconcile                      # consumed = landed + quarantined?
+  python kafka_consumer_datalake.py --metrics-port 9400              # Prometheus metrics at :9400/metrics
 """
 
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="table feeds: at most one new version per interval (default %(default)s)")
     parser.add_argument("--reconcile", action="store_true",
                         help="only print, per feed, records consumed = rows landed + records quarantined")
+    metrics.add_port_option(parser)
     args = parser.parse_args(argv)
     if args.flush_interval <= 0:
         parser.error("--flush-interval must be positive")
@@ -71,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              flush_interval=args.flush_interval,
                              snapshot_interval=args.snapshot_interval,
                              progress=sys.stderr.isatty() and (args.until_end or args.max_messages is not None))
-    summary = land(settings, feeds, options, stop)
+    registry = metrics.ConsumerMetrics()
+    registry.serve(args.metrics_port, settings)
+    summary = land(settings, feeds, options, stop, registry)
     for topic in summary.skipped_topics:
         print(f"skipped (topic does not exist): {topic}")
     print(summary.render())

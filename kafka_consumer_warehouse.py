@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from lakehouse import cli
+from lakehouse import cli, metrics
 from lakehouse.catalog import FeedCatalog
 from lakehouse.settings import load_settings
 from lakehouse.storage import LakeStorage
@@ -26,6 +26,7 @@ EXAMPLES = """
   python kafka_consumer_warehouse.py --feeds payment_method_totals,product_purchase_counts
   python kafka_consumer_warehouse.py --topics user_transaction_summary --max-messages 10000
   python kafka_consumer_warehouse.py --group-id warehouse-replay --until-end   # a fresh replay
+  python kafka_consumer_warehouse.py --metrics-port 9401           # Prometheus metrics at :9401/metrics
 """
 
 
@@ -40,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     options = ConsumerOptions(group_id=args.group_id or default_group_id(settings), until_end=args.until_end,
                               max_messages=args.max_messages)
-    consumer = WarehouseConsumer(settings, feeds, options)
+    registry = metrics.ConsumerMetrics(uses_mysql=True)
+    consumer = WarehouseConsumer(settings, feeds, options, metrics=registry)
+    registry.serve(args.metrics_port, settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: consumer.request_stop())
     print(f"consuming {', '.join(settings.topic(f.topic) for f in feeds)} into {describe(settings)} "
@@ -76,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="stop once every partition of the topics (read here, or by another member of the "
                            "group as MySQL's offsets show) reaches the end offset seen at start")
     stop.add_argument("--max-messages", type=_positive, help="stop after this many records")
+    metrics.add_port_option(parser)
     return parser
 
 

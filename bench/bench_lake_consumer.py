@@ -4,6 +4,8 @@
 assignment to its exit, peak RSS from /proc) and, in the same run, a consume-and-discard loop, also in a
 fresh process (rate from its assignment to its last record). Then 2M more events and the consumer again
 over all 3M: its peak RSS should stay within 20% of the 1M run (the buffers are bounded).
+On the same 1M events, the seed's approach (bench_seed_baseline) as a whole process, against the lake consumer's
+whole process (interpreter start to exit, start-up included): the lead over the seed, measured.
 
   python -m bench.bench_lake_consumer          # needs the local stack (make up)
 """
@@ -40,6 +42,7 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
         produce(settings, topic, events_first, seed=1)
         bare_rate = bare_consume_rate(settings, topic, events_first)
         first = lake_consumer_run(settings, prefix, events_first)
+        seed_s = seed_baseline_seconds(settings, topic, events_first)
         produce(settings, topic, events_second, seed=2)
         second = lake_consumer_run(settings, prefix, events_first + events_second)
     finally:
@@ -53,6 +56,9 @@ def run(settings: Settings, events_first: int = 1_000_000, events_second: int = 
         "peak_rss_mb_3m": round(second["peak_rss_mb"], 1),
         "rss_growth": round(second["peak_rss_mb"] / first["peak_rss_mb"] - 1, 3),
         "lake_events_per_s_3m": round(second["rate"]),
+        "lake_whole_process_events_per_s": round(events_first / first["whole_s"]),
+        "seed_whole_process_events_per_s": round(events_first / seed_s),
+        "lead_over_seed": round(seed_s / first["whole_s"], 2),
     }
     return result
 
@@ -93,11 +99,25 @@ def bare_loop(settings: Settings, topic: str, count: int) -> float:
     return count / elapsed
 
 
+def seed_baseline_seconds(settings: Settings, topic: str, count: int) -> float:
+    """Whole-process seconds of the seed's approach landing the topic's first `count` records."""
+    with tempfile.TemporaryDirectory(prefix="bench_seed_") as root:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "bench.bench_seed_baseline", settings.kafka_bootstrap_servers,
+                                 topic, str(count), root], cwd=REPO, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+    if result.returncode != 0 or result.stdout.strip() != str(count):
+        raise RuntimeError(f"the seed's approach did not land {count} records ({result.returncode}):\n"
+                           f"{result.stdout[-500:]}{result.stderr[-2000:]}")
+    return elapsed
+
+
 def lake_consumer_run(settings: Settings, prefix: str, count: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_lake_") as root:
         FeedCatalog(LakeStorage(root)).init()
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
                "DATA_LAKE_ROOT": root, "LAKEHOUSE_TOPIC_PREFIX": prefix}
+        launched = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, str(REPO / "kafka_consumer_datalake.py"), "--feeds", FEED, "--until-end",
              "--group-id", f"bench_lake_{uuid.uuid4().hex[:8]}"],
@@ -106,6 +126,7 @@ def lake_consumer_run(settings: Settings, prefix: str, count: int) -> dict:
         peak.start()
         stdout, stderr = process.communicate()
         ended = datetime.now()
+        whole_s = time.perf_counter() - launched
         peak.join()
         if process.returncode != 0:
             raise RuntimeError(f"lake consumer failed ({process.returncode}):\n{stderr[-2000:]}")
@@ -113,7 +134,7 @@ def lake_consumer_run(settings: Settings, prefix: str, count: int) -> dict:
             raise RuntimeError(f"lake consumer did not land {count} records:\n{stdout}")
         assigned = next(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
                         for m in map(_ASSIGNED.match, stderr.splitlines()) if m)
-        return {"rate": count / (ended - assigned).total_seconds(), "peak_rss_mb": peak.mb}
+        return {"rate": count / (ended - assigned).total_seconds(), "peak_rss_mb": peak.mb, "whole_s": whole_s}
 
 
 class PeakRss(threading.Thread):
@@ -142,5 +163,6 @@ if __name__ == "__main__":
     figures = run(load_settings())
     for name, value in figures.items():
         print(f"{name}: {value}")
-    print(f"ratio lake/bare: {figures['ratio']} (goal >= 0.5); RSS 3M vs 1M: {figures['rss_growth']:+.1%} "
+    print(f"ratio lake/bare: {figures['ratio']} (goal >= 0.8); lead over the seed: {figures['lead_over_seed']}x; "
+          f"RSS 3M vs 1M: {figures['rss_growth']:+.1%} "
           "(goal within 20%)")

@@ -23,6 +23,8 @@ class Settings:
     data_lake_root: str = "./data_lake"
     # Prefixes every Kafka topic the project names (lets several environments or test runs share one broker).
     topic_prefix: str = ""
+    # Where --metrics-port listens: the loopback by default; 0.0.0.0 lets a Prometheus on another host scrape.
+    metrics_addr: str = "127.0.0.1"
 
     def topic(self, name: str) -> str:
         """The Kafka topic for a catalog topic name."""
@@ -57,6 +59,7 @@ ENV_VARS = {
     "mysql_database": "MYSQL_DATABASE",
     "data_lake_root": "DATA_LAKE_ROOT",
     "topic_prefix": "LAKEHOUSE_TOPIC_PREFIX",
+    "metrics_addr": "LAKEHOUSE_METRICS_ADDR",
 }
 
 

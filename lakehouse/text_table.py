@@ -1,4 +1,4 @@
-"""Plain-text tables for terminal output (catalog listings, summaries, run history)."""
+"""Plain-text tables for terminal output (catalog listings, summaries, run history), and sizes for people."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def _cell(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value) or "-"
     return str(value)
+
+
+def human_size(size: int) -> str:
+    """Bytes for people: 512 B, 1.6 KB, 388.6 MB (1 KB = 1024 bytes, as `ls -lh` and `du -h` count)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TB"

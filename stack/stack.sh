@@ -45,6 +45,7 @@ deps() {
   command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
   command -v kcat >/dev/null || missing+=(kcat)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v chromium >/dev/null || missing+=(chromium)  # the tests open the HTML status report in it
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (install them with apt-get as root)"
   say "installing Debian packages: ${missing[*]}"
@@ -69,6 +70,19 @@ kafka_libs() {
 kafka_java() {
   java -Xms256m -Xmx1g -Dlog4j2.configurationFile="$ROOT/stack/kafka/log4j2.properties" \
        -cp "$KAFKA_HOME/libs/*" "$@"
+}
+
+# Kafka's command-line tools (the classes behind kafka-consumer-groups.sh and friends) beside the broker's jars, which
+# hold all they need: java -cp '.stack/kafka/libs/*' org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ...
+# Also when the broker answering is not this checkout's (then its jars are resolved here first, nothing runs them).
+kafka_tools() {
+  [ -f "$KAFKA_HOME/libs/.pom.sha" ] || kafka_libs
+  local version; version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/stack/kafka/pom.xml")
+  [ -f "$KAFKA_HOME/libs/kafka-tools-$version.jar" ] && return 0
+  say "resolving Kafka's command-line tools from Maven Central"
+  mvn -q -B dependency:copy -Dartifact="org.apache.kafka:kafka-tools:$version" \
+      -DoutputDirectory="$KAFKA_HOME/libs" >>"$LOGS/maven.log" 2>&1 \
+      || die "maven could not resolve kafka-tools $version, see $LOGS/maven.log"
 }
 
 kafka_answers() {
@@ -194,10 +208,11 @@ mkdir -p "$STACK" "$LOGS"
 case "${1:-}" in
   deps) deps ;;
   up)
+    deps  # first, also when the stack is up already: the tests need some packages too (chromium)
     if port_open "$KAFKA_PORT" && port_open "$MYSQL_PORT_LOCAL" && kafka_answers 5; then
-      say "stack already up; nothing to do"; status; exit 0
+      kafka_tools; say "stack already up; nothing to do"; status; exit 0
     fi
-    deps; kafka_up; mysql_up ;;
+    kafka_up; kafka_tools; mysql_up ;;
   down) stop_pid kafka "$KAFKA_HOME/kafka.pid"; stop_pid mariadb "$MYSQL_HOME/mysql.pid" ;;
   status) status ;;
   *) echo "usage: $0 up|down|status|deps" >&2; exit 2 ;;

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
@@ -84,6 +87,29 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(step)
     return time.monotonic() - started
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a script's --metrics-port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples a running script serves at /metrics, as Prometheus would read them: 'name{label="v",...}' ->
+    value (labels sorted); empty while nothing answers yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:  # connection refused (not serving yet), URLError
+        return {}
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{value}"' for key, value in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 class IdleGroupMember:

@@ -1,10 +1,11 @@
-"""Per-folder permissions on the lake, kept in MySQL, with an audit trail of every change.
+"""Per-folder permissions on the lake, kept in MySQL, with an audit trail of every change and every governed query.
 
 Semantics:
   * a grant on a folder covers everything below it; "." is the whole lake;
   * admin includes write, write includes read;
   * an expired grant (expires_at reached, UTC) or a revoked one does not count.
-`check_permission` answers "may E do P on F?" for the scripts and for the API layer to come.
+`check_permission` answers "may E do P on F?" for the scripts and for the API layer to come; `readable_folders`
+is what the governed query (governance.query) lets a user read, and `record_query` audits each query.
 
 Input is validated before any SQL runs: emails by a strict pattern, folders normalized relative
 to the lake root (no absolute paths, no '..', only safe characters) and known to the catalog or
@@ -27,7 +28,7 @@ from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.warehouse.connection import Connection, connect
-from lakehouse.warehouse.migrations import PERMISSION_TABLES
+from lakehouse.warehouse.migrations import PERMISSION_TABLES, migrate
 
 LEVELS = ("read", "write", "admin")  # each level includes the ones before it
 ROOT_FOLDER = "."
@@ -41,33 +42,6 @@ _EMAIL = re.compile(r"[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?@[a-z0-9](?:[a-z
 _ACTOR = re.compile(r"[A-Za-z0-9._@+-]{1,254}")
 _FOLDER_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]{0,254}")  # feed names, year=2026, version=3
 _GRANT_COLUMNS = "id, user_email, folder_path, permission, granted_by, granted_at, expires_at, revoked_at"
-
-DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        user_email VARCHAR({MAX_EMAIL}) NOT NULL,
-        folder_path VARCHAR({MAX_FOLDER}) NOT NULL,
-        permission ENUM('read', 'write', 'admin') NOT NULL,
-        granted_by VARCHAR(254) NOT NULL,
-        granted_at DATETIME(3) NOT NULL,
-        expires_at DATETIME(3) NULL,
-        revoked_at DATETIME(3) NULL,
-        KEY idx_permissions_user_folder (user_email, folder_path)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
-    f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
-        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        grant_id BIGINT UNSIGNED NOT NULL,
-        action ENUM('grant', 'renew', 'revoke') NOT NULL,
-        user_email VARCHAR({MAX_EMAIL}) NOT NULL,
-        folder_path VARCHAR({MAX_FOLDER}) NOT NULL,
-        permission ENUM('read', 'write', 'admin') NOT NULL,
-        expires_at DATETIME(3) NULL,
-        actor VARCHAR(254) NOT NULL,
-        at DATETIME(3) NOT NULL,
-        KEY idx_permissions_audit_grant (grant_id)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin""",
-)
-
 
 @dataclass(frozen=True)
 class Grant:
@@ -181,7 +155,8 @@ def levels_including(permission: str) -> list[str]:
 
 # ---------------------------------------------------------------- database
 def create_tables(settings: Settings) -> None:
-    """Create the permission table and its audit table (idempotent; every other command does it too)."""
+    """Create the permission table and its audit table: the warehouse migrations hold them (idempotent; every
+    other command does it too)."""
     with _connection(settings):
         pass
 
@@ -246,6 +221,22 @@ def list_grants(settings: Settings, email: str | None = None, folder: str | None
         return _fetch(conn.cursor(), " AND ".join(conditions) or "1 = 1", tuple(params))
 
 
+def readable_folders(settings: Settings, email: str, now: datetime) -> list[str]:
+    """The folders `email` may read at `now`: those of their active grants (every level includes read)."""
+    return sorted({g.folder_path for g in list_grants(settings, email) if g.state(now) == "active"})
+
+
+def record_query(settings: Settings, email: str, sql: str, feeds: list[str], rows: int | None, outcome: str,
+                 reason: str, now: datetime) -> None:
+    """One audit row for a governed query (outcome allowed, refused or failed), in its own transaction."""
+    with _connection(settings) as conn:
+        conn.cursor().execute(
+            f"INSERT INTO {AUDIT_TABLE} (action, user_email, permission, actor, at, query_text, feeds, rows_returned, "
+            "outcome, reason) VALUES ('query', %s, 'read', %s, %s, %s, %s, %s, %s, %s)",
+            (email, default_actor(), now, sql, ",".join(feeds), rows, outcome, reason))
+        conn.commit()
+
+
 def check_permission(settings: Settings, email: str, folder: str, permission: str,
                      now: datetime | None = None) -> Decision:
     """May `email` do `permission` on `folder`? The deciding grant is the most specific active one."""
@@ -289,12 +280,10 @@ def _not_counted(grant_row: Grant, now: datetime, sufficient: list[str]) -> str:
 
 @contextmanager
 def _connection(settings: Settings) -> Iterator[Connection]:
-    """A connection to the warehouse with the permission tables in place (made on first use, like the schema)."""
+    """A connection to the warehouse with the permission tables in place (made on first use by the migrations)."""
     conn = connect(settings)  # autocommit off, UTC session, one-line error when MySQL is unreachable
     try:
-        cursor = conn.cursor()
-        for statement in DDL:
-            cursor.execute(statement)
+        migrate(conn.cursor())
         yield conn
     except mysql.connector.Error:
         conn.rollback()

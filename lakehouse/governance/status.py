@@ -15,9 +15,12 @@ Reconciliation lines:
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import mysql.connector
@@ -32,8 +35,8 @@ from lakehouse.kafka import clients
 from lakehouse.lake import commit, snapshots
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.settings import Settings
-from lakehouse.storage import LakeStorage
-from lakehouse.text_table import render
+from lakehouse.storage import LakeStorage, StoredFile
+from lakehouse.text_table import human_size, render
 from lakehouse.warehouse.connection import connect, describe
 from lakehouse.warehouse.consumer import default_group_id
 from lakehouse.warehouse.upsert import quote
@@ -46,13 +49,33 @@ ADDITIVE_COLUMNS = {
     "product_purchase_counts": ("purchase_count", "total_quantity", "total_revenue"),
 }
 _MONEY_COLUMNS = {"total_amount", "total_amount_eur", "total_revenue"}
+DETAIL_WIDTH = 72  # reconciliation details wrap here (between terms), so the text status fits ~130 columns
 
 
 # ---------------------------------------------------------------- the summary
+@dataclass(frozen=True)
+class DayStats:
+    """One date partition of a stream feed."""
+    day: date
+    rows: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """One version of a table feed; `created_at` (ISO 8601, UTC) as recorded when it was written, if it was."""
+    version: int
+    rows: int
+    files: int
+    bytes: int
+    created_at: str | None
+
+
 @dataclass
 class FeedStatus:
     feed: Feed
-    parts: int  # date partitions (stream) or versions (table)
+    topic: str  # the Kafka topic read, with LAKEHOUSE_TOPIC_PREFIX
     current_version: int | None
     rows: int  # stream: every file; table: the current version
     files: int
@@ -62,6 +85,21 @@ class FeedStatus:
     lake_lag: int | None  # records not landed yet (streams) / not in the current version yet (tables)
     warehouse_lag: int | None  # records the warehouse consumer has not committed (tables)
     retired: int = 0  # stream rows (landed or quarantined) that retention deleted on purpose
+    days: list[DayStats] = field(default_factory=list)  # streams, oldest first
+    versions: list[VersionStats] = field(default_factory=list)  # tables, oldest first
+
+    @property
+    def parts(self) -> int:
+        """Date partitions (stream) or versions (table)."""
+        return len(self.days) if self.feed.kind == "stream" else len(self.versions)
+
+    @property
+    def parts_label(self) -> str:
+        """4 days; 3 versions (v3)."""
+        if self.feed.kind == "stream":
+            return f"{self.parts} day{'' if self.parts == 1 else 's'}"
+        current = f" (v{self.current_version})" if self.current_version is not None else ""
+        return f"{self.parts} version{'' if self.parts == 1 else 's'}{current}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +117,7 @@ class Check:
 class Status:
     lake_root: str
     warehouse: str
+    collected_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     feeds: list[FeedStatus] = field(default_factory=list)
     tables: list[tuple[str, int | str]] | None = None  # warehouse table -> rows ("n/a" if unreadable); None: no MySQL
     checks: list[Check] = field(default_factory=list)
@@ -91,25 +130,31 @@ class Status:
 
     def render(self) -> str:
         parts = [f"Data lake {self.lake_root}", render(
-            ["feed", "kind", "partitions/versions", "rows", "files", "bytes", "quarantined", "in topic",
+            ["feed", "kind", "days/versions", "rows", "files", "size", "quarantined", "in topic",
              "lake lag", "warehouse lag"],
-            [[s.feed.name, s.feed.kind, _parts(s), s.rows, s.files, s.bytes, s.quarantined,
+            [[s.feed.name, s.feed.kind, s.parts_label, s.rows, s.files, human_size(s.bytes), s.quarantined,
               _na(s.topic_records), _na(s.lake_lag), _na(s.warehouse_lag) if s.feed.kind == "table" else "-"]
              for s in self.feeds])]
         parts.append(f"\nWarehouse {self.warehouse}")
         parts.append(render(["table", "rows"], self.tables) if self.tables is not None else "n/a")
         parts.append("\nReconciliation")
-        parts.append(render(["result", "check", "detail"], [[c.verdict, c.label, c.detail] for c in self.checks])
+        parts.append(render(["result", "check", "detail"], [
+            [c.verdict if i == 0 else "", c.label if i == 0 else "", line]
+            for c in self.checks for i, line in enumerate(_wrap(c.detail, DETAIL_WIDTH))])
                      if self.checks else "nothing to reconcile yet")
         parts += [f"note: {note}" for note in self.notes]
         return "\n".join(parts)
 
 
-def _parts(status: FeedStatus) -> str:
-    if status.feed.kind == "stream":
-        return f"{status.parts} days"
-    current = f", current v{status.current_version}" if status.current_version is not None else ""
-    return f"{status.parts} versions{current}"
+def _wrap(detail: str, width: int) -> list[str]:
+    """Break a long detail between its terms (after ", ", before " + "), never inside one."""
+    lines = [""]
+    for term in re.split(r"(?<=,) | (?=\+ )", detail):
+        if lines[-1] and len(lines[-1]) + 1 + len(term) > width:
+            lines.append(term)
+        else:
+            lines[-1] = f"{lines[-1]} {term}" if lines[-1] else term
+    return lines
 
 
 def _na(value: object) -> object:
@@ -233,25 +278,48 @@ def _feed_status(settings: Settings, storage: LakeStorage, feed: Feed, kafka: Ka
                  stored: dict[tuple[str, int], int] | None) -> FeedStatus:
     topic = settings.topic(feed.topic)
     files = [f for f in storage.walk_files(feed.lake_dir) if f.path.endswith(".parquet")]
-    quarantined = _parquet_rows(storage, f"{layout.QUARANTINE}/{feed.name}")
+    rows = {f.path: storage.parquet_row_count(f.path) for f in files}
     watermarks = kafka.watermarks(topic)
-    topic_records = sum(high for _low, high in watermarks.values()) if watermarks else None
+    status = FeedStatus(feed, topic, None, sum(rows.values()), len(files), sum(f.size for f in files),
+                        _parquet_rows(storage, f"{layout.QUARANTINE}/{feed.name}"),
+                        sum(high for _low, high in watermarks.values()) if watermarks else None, None, None)
     if feed.kind == "stream":
-        days = {layout.parse_partition_date(f.path) for f in files} - {None}
-        rows = sum(storage.parquet_row_count(f.path) for f in files)
-        lake_lag = lag(watermarks, FeedMetadata(storage, feed.name).offsets(topic)) if watermarks else None
+        status.days = _day_stats(files, rows)
+        status.lake_lag = lag(watermarks, FeedMetadata(storage, feed.name).offsets(topic)) if watermarks else None
         retired = FeedMetadata(storage, feed.name).retired_rows()
-        return FeedStatus(feed, len(days), None, rows, len(files), sum(f.size for f in files), quarantined,
-                          topic_records, lake_lag, None, retired.get("stream", 0) + retired.get("quarantine", 0))
-    current = snapshots.current_version(storage, feed.name)
-    rows = storage.parquet_row_count(layout.table_snapshot_file(feed.name, current)) if current else 0
+        status.retired = retired.get("stream", 0) + retired.get("quarantine", 0)
+        return status
+    status.versions = _version_stats(storage, feed, files, rows)
+    status.current_version = snapshots.current_version(storage, feed.name)
+    status.rows = next((v.rows for v in status.versions if v.version == status.current_version), 0)
     read_to = snapshots.source_offsets_of(storage, feed.name)
-    lake_lag = lag(watermarks, read_to) if watermarks and read_to is not None else None
-    warehouse_lag = None
+    status.lake_lag = lag(watermarks, read_to) if watermarks and read_to is not None else None
     if watermarks and stored is not None:
-        warehouse_lag = lag(watermarks, {p: offset for (t, p), offset in stored.items() if t == topic})
-    return FeedStatus(feed, len(snapshots.list_versions(storage, feed.name)), current, rows, len(files),
-                      sum(f.size for f in files), quarantined, topic_records, lake_lag, warehouse_lag)
+        status.warehouse_lag = lag(watermarks, {p: offset for (t, p), offset in stored.items() if t == topic})
+    return status
+
+
+def _day_stats(files: list[StoredFile], rows: dict[str, int]) -> list[DayStats]:
+    by_day: dict[date, list[StoredFile]] = defaultdict(list)
+    for file in files:
+        day = layout.parse_partition_date(file.path)
+        if day is not None:
+            by_day[day].append(file)
+    return [DayStats(day, sum(rows[f.path] for f in group), len(group), sum(f.size for f in group))
+            for day, group in sorted(by_day.items())]
+
+
+def _version_stats(storage: LakeStorage, feed: Feed, files: list[StoredFile],
+                   rows: dict[str, int]) -> list[VersionStats]:
+    by_version: dict[int, list[StoredFile]] = defaultdict(list)
+    for file in files:  # tables/<feed>/version=N/part-00000.parquet
+        version = layout.parse_version(file.path[len(feed.lake_dir):].strip("/").split("/")[0])
+        if version is not None:
+            by_version[version].append(file)
+    recorded = FeedMetadata(storage, feed.name).read().get("versions", {})
+    return [VersionStats(version, sum(rows[f.path] for f in by_version[version]), len(by_version[version]),
+                         sum(f.size for f in by_version[version]), recorded.get(str(version), {}).get("created_at"))
+            for version in snapshots.list_versions(storage, feed.name)]
 
 
 def _parquet_rows(storage: LakeStorage, folder: str) -> int:

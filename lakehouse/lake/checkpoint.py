@@ -60,11 +60,13 @@ class PartitionProgress:
 
 @dataclass
 class Landed:
-    """What one commit landed: counts per feed, the offsets to tell Kafka, and the partitions that were fenced."""
+    """What one commit landed: counts per feed, the offsets to tell Kafka, the partitions that were fenced, and
+    how long step 3.2 took."""
 
     counts: dict[str, Counts] = field(default_factory=dict)
     offsets: list[TopicPartition] = field(default_factory=list)
     fenced: list[PartitionProgress] = field(default_factory=list)
+    commit_seconds: float = 0.0
 
 
 class Checkpoint:
@@ -158,10 +160,11 @@ class Checkpoint:
         # 3.1 stage
         commits = self._stage(pending)
         # 3.2 commit the partitions
+        started = time.monotonic()
         fenced = {(item.topic, item.partition) for item in commit.commit_partitions(self.storage, commits.values())}
         self.buffers.clear()
         self.pending_since = None
-        landed = Landed(fenced=[pending.pop(key) for key in fenced])
+        landed = Landed(fenced=[pending.pop(key) for key in fenced], commit_seconds=time.monotonic() - started)
         for key, progress in pending.items():
             counts = Counts.of(commits[key].counts)
             landed.counts[progress.feed.name] = landed.counts.get(progress.feed.name, Counts()) + counts

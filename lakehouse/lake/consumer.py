@@ -22,6 +22,7 @@ from tqdm import tqdm
 from lakehouse.catalog import Feed, FeedCatalog, validate_name
 from lakehouse.errors import LakehouseError
 from lakehouse.kafka import clients
+from lakehouse.kafka.progress import ProgressReport
 from lakehouse.kafka.records import snake_case
 from lakehouse.lake import commit
 from lakehouse.lake.checkpoint import Checkpoint, FlushPolicy, PartitionProgress
@@ -29,6 +30,7 @@ from lakehouse.lake.commit import Counts
 from lakehouse.lake.decode import FeedDecoder
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.lake.tables import TableLander
+from lakehouse.metrics import ConsumerMetrics
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 from lakehouse.text_table import render
@@ -101,16 +103,20 @@ def feed_for_topic(settings: Settings, catalog: FeedCatalog, topic: str) -> Feed
 
 
 def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
-         stop: threading.Event | None = None) -> LandingSummary:
+         stop: threading.Event | None = None, metrics: ConsumerMetrics | None = None) -> LandingSummary:
     """Land the given feeds until the run's bound (or `stop`); returns what this run did.
 
     Stream feeds go through a consumer of the group; table feeds are materialized from their changelog
-    topics into versioned snapshots (lakehouse.lake.tables), in a thread beside the streams.
+    topics into versioned snapshots (lakehouse.lake.tables), in a thread beside the streams. Both count into
+    `metrics` (default: a registry of this run nobody serves).
     """
     stop = stop or threading.Event()
+    metrics = metrics or ConsumerMetrics()
+    metrics.track([feed.name for feed in feeds])
     streams = [f for f in feeds if f.kind == "stream"]
     tables = TableLander(settings, [f for f in feeds if f.kind == "table"], options.snapshot_interval,
-                         until_end=options.until_end or options.max_messages is not None, stop=stop)
+                         until_end=options.until_end or options.max_messages is not None, stop=stop,
+                         metrics=metrics)
     table_run: dict[str, object] = {}
 
     def run_tables() -> None:
@@ -123,7 +129,7 @@ def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
     thread = threading.Thread(target=run_tables, name="table-landing", daemon=True)
     thread.start()
     try:
-        summary = StreamLander(settings, streams, options, stop).run() if streams else LandingSummary()
+        summary = StreamLander(settings, streams, options, stop, metrics).run() if streams else LandingSummary()
     except BaseException:
         stop.set()
         raise
@@ -181,9 +187,10 @@ class StreamLander:
     """One consumer of a group: polls, hands records to its Checkpoint, lands on time, follows rebalances."""
 
     def __init__(self, settings: Settings, feeds: list[Feed], options: LandingOptions,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, metrics: ConsumerMetrics) -> None:
         self.options = options
         self.stop = stop
+        self.metrics = metrics
         self.settings = settings
         self.storage = LakeStorage(settings.data_lake_root)
         self.feeds = {settings.topic(feed.topic): feed for feed in feeds}
@@ -200,7 +207,8 @@ class StreamLander:
         self.consumed = 0
         self.bar = tqdm(total=options.max_messages or 0, disable=not options.progress, unit="rec",
                         file=sys.stderr, dynamic_ncols=True)
-        self.status = StatusLine(options.status_every, enabled=not options.until_end and options.max_messages is None)
+        self.progress = ProgressReport(options.status_every, metrics.lag,
+                                       log_lines=not options.until_end and options.max_messages is None)
 
     # ---------------------------------------------------------------- the loop
     def run(self) -> LandingSummary:
@@ -215,7 +223,8 @@ class StreamLander:
                 if self.checkpoint.due() or (self.checkpoint.pending_since is not None and self.options.until_end
                                              and self._own_partitions_at_end()):
                     self.land()
-                self.status.report(self.consumer, self.partitions, self.consumed)
+                self.progress.report(self.consumer, {key: p.next_offset for key, p in self.partitions.items()},
+                                     self.consumed)
             self.land()
         except BaseException:
             self.failed = True  # no landing from the close-time revoke: the buffers may be half-built
@@ -303,6 +312,7 @@ class StreamLander:
             progress.next_offset = last + 1
             progress.counts += Counts(consumed=count)
         self.consumed += len(batch.messages)
+        self.metrics.count(self.feeds[topic].name, consumed=len(batch.messages))
         self.bar.update(len(batch.messages))
 
     def _reached_partition_end(self, end: Message) -> None:
@@ -317,9 +327,13 @@ class StreamLander:
     # ---------------------------------------------------------------- landing
     def land(self) -> None:
         """The checkpoint lands what this consumer holds; then the offsets go to Kafka, fenced partitions again."""
+        started = time.monotonic()
         landed = self.checkpoint.commit()
+        if landed.counts:
+            self.metrics.committed(time.monotonic() - started, landed.commit_seconds)
         for feed_name, counts in landed.counts.items():
             self.summary.feeds[feed_name] += counts
+            self.metrics.count(feed_name, landed=counts.landed, quarantined=counts.quarantined)
         for progress in landed.fenced:
             self._read_again(progress)
         if landed.offsets:
@@ -395,27 +409,6 @@ def start_offsets(consumer: Consumer, decoders: dict[str, FeedDecoder],
                 f"topic was recreated; land it as a new feed (manage_feeds.py add) or archive this one")
         starts[(tp.topic, tp.partition)] = start
     return starts
-
-
-class StatusLine:
-    """A rate and lag line every few seconds (continuous runs only)."""
-
-    def __init__(self, every: float, enabled: bool) -> None:
-        self.every, self.enabled = every, enabled
-        self.at, self.consumed = time.monotonic(), 0
-
-    def report(self, consumer: Consumer, partitions: dict[tuple[str, int], PartitionProgress], consumed: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.at < self.every:
-            return
-        rate = (consumed - self.consumed) / (now - self.at)
-        lag = 0
-        for (topic, partition), progress in partitions.items():
-            # cached: the high watermark of the last fetch; asking the broker per partition stalls the loop
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-            lag += max(0, high - (progress.next_offset or 0))
-        log.info("%.0f records/s, lag %d records, %d partitions", rate, lag, len(partitions))
-        self.at, self.consumed = now, consumed
 
 
 def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:

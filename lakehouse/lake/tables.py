@@ -24,6 +24,7 @@ from lakehouse.kafka import clients
 from lakehouse.kafka.changelog import ChangelogReader
 from lakehouse.lake.metadata import FeedMetadata
 from lakehouse.lake.snapshots import SnapshotResult, current_version, write_snapshot
+from lakehouse.metrics import ConsumerMetrics
 from lakehouse.quarantine import QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -42,8 +43,9 @@ class TableTotals:
 
 class TableLander:
     def __init__(self, settings: Settings, feeds: list[Feed], snapshot_interval: float, until_end: bool,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, metrics: ConsumerMetrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.storage = LakeStorage(settings.data_lake_root)
         self.quarantine = QuarantineWriter(self.storage)
         self.snapshot_interval = snapshot_interval
@@ -87,6 +89,9 @@ class TableLander:
         for feed in self.feeds:
             state = reader.states[feed.name]
             totals = self.totals[feed.name]
+            self.metrics.count(feed.name, consumed=state.applied + state.quarantined - totals.consumed,
+                               landed=state.applied - totals.applied,
+                               quarantined=state.quarantined - totals.quarantined)
             totals.applied, totals.quarantined = state.applied, state.quarantined
             totals.consumed = state.applied + state.quarantined
             if not self._publishes(feed):

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
 
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
@@ -62,6 +62,11 @@ class ProduceSpec:
 
 def pipeline_options(runner: str | None, beam_args: list[str], parallelism: int = 2) -> PipelineOptions:
     options = PipelineOptions(beam_args, runner=runner or "DirectRunner")
+    worker = options.view_as(WorkerOptions)
+    # Workers in other processes (multi_processing, Dataflow, Flink) log at INFO unless told: they log at the
+    # script's level, which travels with the options (a worker reads them before its first bundle).
+    worker.default_sdk_harness_log_level = (worker.default_sdk_harness_log_level
+                                            or logging.getLevelName(logging.getLogger().getEffectiveLevel()))
     if (runner or "DirectRunner") == "DirectRunner":
         direct = options.view_as(beam.options.pipeline_options.DirectOptions)
         direct.direct_running_mode = direct.direct_running_mode or "multi_threading"

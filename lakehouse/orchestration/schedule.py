@@ -43,6 +43,7 @@ class RunRecord:
 
 
 TaskRunner = Callable[[str], int]  # task name -> rows moved
+RunObserver = Callable[[str, str, float], None]  # task, status, seconds (the metrics of --every-minutes)
 
 
 def tasks_for(selection: str) -> list[str]:
@@ -65,8 +66,8 @@ def exclusive_run(storage: LakeStorage) -> Iterator[None]:
 
 
 def run_tick(storage: LakeStorage, tasks: list[str], runner: TaskRunner,
-             echo: Callable[[str], None] = print) -> list[RunRecord]:
-    """Run each task once; record every outcome; never raise for a task's failure."""
+             echo: Callable[[str], None] = print, on_run: RunObserver | None = None) -> list[RunRecord]:
+    """Run each task once; record every outcome (and tell `on_run`); never raise for a task's failure."""
     records = []
     for task in tasks:
         started = utc_now_iso()
@@ -78,7 +79,10 @@ def run_tick(storage: LakeStorage, tasks: list[str], runner: TaskRunner,
             echo(traceback.format_exc().rstrip())
         record = RunRecord(uuid.uuid4().hex[:12], task, started, utc_now_iso(), status, rows, error)
         storage.append_line(HISTORY_LOG, orjson.dumps(asdict(record)).decode())
-        outcome = f"[{task}] {status} in {time.monotonic() - clock:.1f}s, rows={rows}"
+        seconds = time.monotonic() - clock
+        if on_run:
+            on_run(task, status, seconds)
+        outcome = f"[{task}] {status} in {seconds:.1f}s, rows={rows}"
         echo(outcome + (f", error: {error}" if error else ""))
         records.append(record)
     return records

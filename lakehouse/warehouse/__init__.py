@@ -9,6 +9,7 @@ exactly-once Kafka consumer and snapshot sync. See docs/warehouse.md.
   values, upsert
                validated value conversion, LOAD DATA LOCAL INFILE bulk writes
   consumer     kafka_consumer_warehouse.py: changelog topics -> MySQL, offsets in the same transaction
+  monitoring   the consumer's metrics, rate and lag line, offsets to Kafka for lag tools
   sync         sync_to_mysql.py: one snapshot run from the lake, Kafka or ksqlDB, all tables or none
   erd          the Mermaid ER diagram of the live schema (docs/warehouse.md is checked against it)
 """

@@ -118,6 +118,7 @@ class Warehouse:
         self.on_retry = on_retry
         self._conn: Connection | None = None
         self._answered = False  # MySQL has accepted a connection of this warehouse at least once
+        self.retrying = False  # MySQL is away and run() waits to try its unit of work again (a metric reads it)
 
     def connection(self) -> Connection:
         if self._conn is None or not self._is_open(self._conn):
@@ -127,6 +128,12 @@ class Warehouse:
 
     def run(self, work: Callable[[MySQLCursor], T], *, transactional: bool = True) -> T:
         """Run `work` (in one transaction unless it is DDL), reconnecting and retrying while MySQL is away."""
+        try:
+            return self._run_retrying(work, transactional)
+        finally:
+            self.retrying = False
+
+    def _run_retrying(self, work: Callable[[MySQLCursor], T], transactional: bool) -> T:
         backoff, started, attempt = Backoff(), time.monotonic(), 0
         while True:
             try:
@@ -146,6 +153,7 @@ class Warehouse:
                                          "(check MYSQL_HOST / MYSQL_PORT; start the local stack with: make up)"
                                          ) from None
                 attempt += 1
+                self.retrying = True
                 if self.on_retry:
                     self.on_retry(f"MySQL at {describe(self.settings)} unreachable ({error_text(cause)}); "
                                   f"retry {attempt} in {delay:g}s, nothing committed")

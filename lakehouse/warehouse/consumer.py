@@ -14,6 +14,8 @@ produced. Kafka's own group offsets are never used. So:
   lost did land) the batch is dropped and the partitions are re-read from the stored offsets;
 * MySQL unreachable: the batch is retried with backoff, nothing moves, and it resumes by itself.
 
+After each MySQL commit the same offsets also go to Kafka, for lag tools only (lakehouse.warehouse.monitoring).
+
 A batch is validated at once per feed when it is flushed (Mapping.convert_batch: column-at-once, same
 outcomes as record by record), then collapses to the last valid change per key (a table changelog only
 needs its latest state); a tombstone deletes the row. Bad records go to the lake's quarantine with their
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +40,7 @@ from mysql.connector.cursor import MySQLCursor
 from lakehouse.catalog import Feed
 from lakehouse.kafka import clients
 from lakehouse.kafka.records import BadRecord, decode_table_record
+from lakehouse.metrics import ConsumerMetrics
 from lakehouse.quarantine import QuarantinedRecord, QuarantineWriter
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
@@ -44,6 +48,7 @@ from lakehouse.warehouse.base import STREAMING_VERSION, Key, Mapping, Snapshot
 from lakehouse.warehouse.connection import StopRequested, Warehouse
 from lakehouse.warehouse.mapping import mapping_for
 from lakehouse.warehouse.migrations import ensure_schema
+from lakehouse.warehouse.monitoring import ConsumerMonitor
 from lakehouse.warehouse.offsets import TopicPartitionKey, read_offsets, starts_on_assign, write_offsets
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,7 @@ class ConsumerOptions:
     max_messages: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_seconds: float = DEFAULT_BATCH_SECONDS
+    status_every: float = 30.0  # seconds between rate and lag lines (continuous runs)
 
 
 @dataclass
@@ -76,6 +82,13 @@ class ConsumerSummary:
     batches: int = 0
     uncommitted: int = 0  # records read but not committed when a stop came while MySQL was away
     resets: list[str] = field(default_factory=list)
+
+    def add_batch(self, upserted: int, deleted: int, quarantined: int) -> None:
+        """A batch committed."""
+        self.batches += 1
+        self.upserted += upserted
+        self.deleted += deleted
+        self.quarantined += quarantined
 
 
 @dataclass
@@ -108,7 +121,7 @@ class _Fenced(Exception):
 
 class WarehouseConsumer:
     def __init__(self, settings: Settings, feeds: list[Feed], options: ConsumerOptions,
-                 warn: Callable[[str], None] = log.warning) -> None:
+                 warn: Callable[[str], None] = log.warning, metrics: ConsumerMetrics | None = None) -> None:
         self.settings = settings
         self.options = options
         self.warn = warn
@@ -116,6 +129,9 @@ class WarehouseConsumer:
             settings.topic(feed.topic): (feed, mapping_for(feed)) for feed in feeds}
         self.quarantine = QuarantineWriter(LakeStorage(settings.data_lake_root))
         self.warehouse = Warehouse(settings, give_up_after=None, should_stop=lambda: self._stop, on_retry=warn)
+        self.monitor = ConsumerMonitor({topic: feed.name for topic, (feed, _) in self.routes.items()}, self.warehouse,
+                                       metrics or ConsumerMetrics(uses_mysql=True), options.status_every,
+                                       log_lines=not options.until_end and options.max_messages is None)
         self.summary = ConsumerSummary()
         self._stop = False
         self._batch: dict[TopicPartitionKey, _PartitionBatch] = {}
@@ -167,6 +183,7 @@ class WarehouseConsumer:
             if self._batch and (self._pending() >= self.options.batch_size or not messages
                                 or time.monotonic() - self._batch_started >= self.options.batch_seconds):
                 self._flush()
+            self.monitor.report(self._consumer, self._cursor, self.summary.consumed)
         self._flush()
 
     def _done(self) -> bool:
@@ -197,6 +214,7 @@ class WarehouseConsumer:
         if tp not in self._cursor:
             return  # fetched just before its partition was revoked
         self.summary.consumed += 1
+        self.monitor.read(tp[0])
         self._cursor[tp] = message.offset() + 1
         if not self._batch:
             self._batch_started = time.monotonic()
@@ -228,14 +246,9 @@ class WarehouseConsumer:
     def _flush(self) -> None:
         if not self._batch:
             return
-        batch = self._batch
+        batch, started = self._batch, time.monotonic()
         upserts, deletes, rejected = collapse(batch, self._mapping)
-        quarantined = 0
-        for tp, part in batch.items():
-            for record in sorted([*part.quarantined, *rejected.get(tp, [])], key=lambda r: r.offset):
-                self.quarantine.add(record)
-                quarantined += 1
-        self.quarantine.flush()  # durable before the offsets that skip these records are committed
+        quarantined = quarantine_batch(self.quarantine, batch, rejected)
         for name, payloads in upserts.items():
             self._mapping(name).prepare(self.warehouse, payloads)  # type: ignore[arg-type]
         expected = {tp: self._stored.get(tp) for tp in batch}
@@ -252,16 +265,16 @@ class WarehouseConsumer:
             return written, deleted
 
         try:
+            committing = time.monotonic()
             written, deleted = self.warehouse.run(work)
         except _Fenced as fenced:
             self._refetch(fenced.stored, list(batch))
             return
+        self.monitor.committed(self._consumer, offsets, applied_per_feed(batch, rejected), quarantined,
+                               time.monotonic() - started, time.monotonic() - committing)
         self._stored.update(offsets)
         self._batch = {}
-        self.summary.batches += 1
-        self.summary.upserted += written
-        self.summary.deleted += deleted
-        self.summary.quarantined += quarantined
+        self.summary.add_batch(written, deleted, quarantined.total())
 
     def _mapping(self, feed_name: str) -> Mapping:
         return next(mapping for feed, mapping in self.routes.values() if feed.name == feed_name)
@@ -305,6 +318,27 @@ class WarehouseConsumer:
             self._cursor.pop(tp, None)
             self._stored.pop(tp, None)
         consumer.incremental_unassign(partitions)
+
+
+def quarantine_batch(writer: QuarantineWriter, batch: dict[TopicPartitionKey, _PartitionBatch],
+                     rejected: dict[TopicPartitionKey, list[QuarantinedRecord]]) -> Counter[str]:
+    """The batch's bad records durably in the quarantine (before the offsets that skip them are committed); how
+    many per feed."""
+    quarantined: Counter[str] = Counter()
+    for tp, part in batch.items():
+        for record in sorted([*part.quarantined, *rejected.get(tp, [])], key=lambda r: r.offset):
+            writer.add(record)
+            quarantined[record.feed] += 1
+    writer.flush()
+    return quarantined
+
+
+def applied_per_feed(batch: dict[TopicPartitionKey, _PartitionBatch],
+                     rejected: dict[TopicPartitionKey, list[QuarantinedRecord]]) -> Counter[str]:
+    """Records of a batch whose change goes to MySQL (as written, or superseded by a later change of its key)."""
+    applied = Counter(feed_name for part in batch.values() for feed_name, *_ in part.changes)
+    applied.subtract(record.feed for records in rejected.values() for record in records)
+    return applied
 
 
 def subscribable_topics(settings: Settings, consumer: Consumer, wanted: set[str], until_end: bool,

@@ -19,8 +19,8 @@ from mysql.connector.cursor import MySQLCursor
 from lakehouse.errors import LakehouseError
 from lakehouse.warehouse.connection import Warehouse
 
-# The permission tables: made by `permissions_manager.py create-table` (lakehouse.governance.permissions), not by a
-# migration, and reserved from auto-mapping (warehouse.star.RESERVED_TABLES).
+# The permission tables of lakehouse.governance.permissions (grants, and the audit of grant changes and governed
+# queries): made by migration V003, and reserved from auto-mapping (warehouse.star.RESERVED_TABLES).
 PERMISSION_TABLES = ("data_lake_permissions", "data_lake_permissions_audit")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

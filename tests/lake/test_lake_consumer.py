@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow.dataset as ds
-from support import REPO, IdleGroupMember, init_lake, producing, run_script, unique, wait_for
+from support import REPO, IdleGroupMember, free_port, init_lake, producing, run_script, scrape, unique, wait_for
 
 from lakehouse.catalog import FeedCatalog
 from lakehouse.kafka import clients
@@ -371,3 +371,30 @@ def test_a_recreated_topic_is_refused_instead_of_overwriting_or_skipping(env: di
     assert result.returncode == 2
     assert "the topic was recreated" in result.stderr and "Traceback" not in result.stderr
     assert {f.path: f.size for f in storage.walk_files(f"streams/{FEED}")} == files_before
+
+
+def test_metrics_of_a_running_consumer_count_the_rows_it_landed(env, settings_for, lake_root, tmp_path) -> None:
+    storage = init_lake(settings_for)
+    produce_events(settings_for, 3000, days=2)
+    produce(settings_for, settings_for.topic(FEED), [(b"bad", b"not json"), (b"bad", b"[1, 2]")], partition=4)
+    port = free_port()
+    process = start_consumer(env, "--feeds", FEED, "--flush-interval", "1", "--group-id", unique("g"),
+                             "--metrics-port", str(port), log=tmp_path / "consumer.log")
+    feed = f'{{feed="{FEED}"}}'
+    try:
+        wait_for(lambda: scrape(port).get(f"lakehouse_records_landed_total{feed}") == 3000, 60, "3000 rows landed")
+        wait_for(lambda: scrape(port).get(f"lakehouse_records_quarantined_total{feed}") == 2, 10, "2 quarantined")
+        lags = {name: value for name, value in scrape(port).items() if name.startswith("lakehouse_consumer_lag")}
+        wait_for(lambda: sum(v for n, v in scrape(port).items() if n.startswith("lakehouse_consumer_lag")) == 0,
+                 10, "no lag left")
+        samples = scrape(port)
+    finally:
+        stdout = stop(process)
+    assert query(f"select count(*) from read_parquet('{feed_glob(lake_root)}')") == [(3000,)]
+    assert read_quarantine(storage, FEED).num_rows == 2
+    assert samples[f"lakehouse_records_consumed_total{feed}"] == 3002 == consumed_in_summary(stdout)
+    assert sorted(lags) == [f'lakehouse_consumer_lag_records{{partition="{p}",topic="{settings_for.topic(FEED)}"}}'
+                            for p in range(6)]
+    assert samples["lakehouse_flush_duration_seconds_count"] >= 1
+    assert samples["lakehouse_commit_duration_seconds_count"] == samples["lakehouse_flush_duration_seconds_count"]
+    assert samples["lakehouse_last_commit_timestamp_seconds"] > time.time() - 60

@@ -15,10 +15,21 @@ from pathlib import Path
 
 import apache_beam as beam
 import mysql.connector
+import orjson
 import pyarrow.dataset as ds
 from apache_beam.internal import pickler
 from apache_beam.pipeline import PipelineVisitor
-from support import REPO, expected_day_facts, lake_day_facts, land_small_files, produce_days, run_script
+from support import (
+    REPO,
+    expected_day_facts,
+    free_port,
+    lake_day_facts,
+    land_small_files,
+    produce_days,
+    run_script,
+    scrape,
+    wait_for,
+)
 
 from lakehouse import layout
 from lakehouse.orchestration import pipelines, schedule
@@ -76,6 +87,26 @@ def test_a_second_overlapping_start_is_refused(env: dict[str, str], lake_root: P
     assert time.monotonic() - stopping < 5  # SIGTERM while the scheduler waits between ticks
     assert scheduler.returncode == 0, err[-2000:]
     assert "scheduler stopped after 1 tick(s)" in out
+
+
+def test_the_scheduler_serves_its_task_runs_as_metrics(env: dict[str, str], lake_root: Path) -> None:
+    port = free_port()
+    scheduler = subprocess.Popen([sys.executable, "beam_orchestrator.py", "--task", "retention", "--every-minutes",
+                                  "10", "--metrics-port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: 'lakehouse_task_runs_total{status="ok",task="retention"}' in scrape(port), 120,
+                 "the first tick's run in the metrics")
+        samples = scrape(port)
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        _out, err = scheduler.communicate(timeout=60)
+    assert scheduler.returncode == 0, err[-2000:]
+    assert samples['lakehouse_task_runs_total{status="ok",task="retention"}'] == 1
+    assert samples['lakehouse_task_duration_seconds_count{task="retention"}'] == 1
+    assert not [name for name in samples if 'status="failed"' in name]
+    runs = (lake_root / "_logs/orchestrator_runs.jsonl").read_text().splitlines()
+    assert [(run["task"], run["status"]) for run in map(orjson.loads, runs)] == [("retention", "ok")]
 
 
 def test_the_lock_file_is_never_opened_through_a_symlink(env: dict[str, str], lake_root: Path, tmp_path: Path) -> None:

@@ -160,11 +160,12 @@ def events_of(*runs: tuple[int, int]) -> list[dict]:
 # ------------------------------------------------------------------ schema
 def test_schema_is_versioned_idempotent_and_equal_to_the_documented_er_diagram(settings_for: Settings) -> None:
     with open_warehouse(settings_for) as warehouse:
-        assert ensure_schema(warehouse) == [1, 2]
+        assert ensure_schema(warehouse) == [1, 2, 3]
         assert ensure_schema(warehouse) == []
         diagram = warehouse.run(er_diagram, transactional=False)
     assert query(settings_for, "SELECT version, name FROM schema_version") == [(1, "star_schema"),
-                                                                              (2, "wide_money_sums")]
+                                                                              (2, "wide_money_sums"),
+                                                                              (3, "query_audit")]
     engines = query(settings_for, "SELECT DISTINCT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
                                   "WHERE TABLE_SCHEMA = DATABASE()")
     assert {engine for engine, _ in engines} == {"InnoDB"}
