@@ -9,6 +9,7 @@ Kafka position, in row groups of at most 128 Ki rows and about 64 MB. Every row 
 (`_topic`, `_partition`, `_offset`, ...) included, so landed offsets, reconciliation and backfill are unchanged:
 they count rows or read lineage, never file names. Late events land as usual, as new small files in the day's
 folder, and the next compaction folds them in. Table feeds are not compacted (a version is one file already).
+Memory: one day's small files at a time, decoded (files already near the target are carried over, not read).
 
 One day, under its day lock (`commit.day_lock`, also held by retention and backfill of that day, so the three
 never interleave on a day):
