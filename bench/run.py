@@ -3,6 +3,7 @@
   python -m bench.run                      # everything, full sizes (takes a while); also: make bench
   python -m bench.run --quick              # smaller sizes, for a quick look
   python -m bench.run --only warehouse,latency
+  python -m bench.run --only soak --minutes 60   # the soak is run only when asked for (make bench BENCH_ARGS=...)
 
 Each bench module exposes run(settings, **sizes) -> dict; this runs them one after the other (they
 would otherwise compete for the same cores), turns their dicts into rows and writes everything, with
@@ -33,6 +34,7 @@ from bench import (
     bench_latency,
     bench_producer,
     bench_scale_out,
+    bench_soak,
     bench_startup,
     bench_warehouse,
 )
@@ -128,6 +130,48 @@ def _latency_rows(r: dict) -> list[Row]:
     ]
 
 
+def _soak_rows(r: dict) -> list[Row]:
+    """One row per soak figure; the ceilings are the uncompacted lake (files), the ideal copy (query time), the
+    process at minute 2 (RSS) and one flush interval (lag)."""
+    minutes = f"{r['minutes']:g} min soak"
+
+    def ms(seconds: float) -> float:
+        return round(1000 * seconds, 1)
+
+    rows = [
+        Row("soak", f"files per closed (feed, day), uncompacted, max ({minutes})",
+            r["files_per_closed_day_uncompacted_max"], None, None, "-", None),
+        Row("soak", "files per closed (feed, day), live lake before the last compaction, max",
+            r["files_per_closed_day_live_max"], None, None, "-", None),
+        Row("soak", f"files per closed (feed, day) after compaction, max (largest file "
+                    f"{r['largest_closed_file_mb']} MB)", r["files_per_closed_day_after_max"],
+            r["files_per_closed_day_uncompacted_max"], None, "<= 2 (days < 128 MB)",
+            r["files_per_closed_day_after_max"] <= 2),
+        Row("soak", f"ms, week-wide DuckDB aggregate, {r['closed_days']} closed days, uncompacted (vs ideal copy)",
+            ms(r["query_s_uncompacted"]), ms(r["query_s_ideal"]), r["query_ratio_uncompacted"], "-", None),
+        Row("soak", "ms, week-wide DuckDB aggregate after compaction (vs ideal copy)", ms(r["query_s_after"]),
+            ms(r["query_s_ideal"]), r["query_ratio_after"], "ratio >= 0.8", r["query_ratio_after"] >= 0.8),
+        Row("soak", "ms, same over the whole feed, open days' small files included (vs ideal copy)",
+            ms(r["query_s_whole_feed_after"]), ms(r["query_s_whole_feed_ideal"]), r["query_ratio_whole_feed"], "-",
+            None),
+    ]
+    for name, end in r["rss_mb"]["end"].items():
+        start = r["rss_mb"]["minute 2"].get(name) or None
+        growth = r["rss_growth"].get(name)
+        rows.append(Row("soak", f"peak RSS MB, {name}, end (vs minute 2)", end, start,
+                        None if growth is None else round(1 + growth, 3), "growth <= 10 %",
+                        None if growth is None else growth <= 0.1))
+    rows += [
+        Row("soak", f"lake lag at the end, records (vs one flush interval at {r['raw_topic_rate']}/s)",
+            r["lake_lag_max"], round(r["raw_topic_rate"] * bench_soak.FLUSH_INTERVAL_S), None,
+            f"<= {bench_soak.FLUSH_INTERVAL_S:.0f} s", r["lag_seconds"] <= bench_soak.FLUSH_INTERVAL_S),
+        Row("soak", "status reconciliation mismatches", len(r["status_mismatches"]), None, None, "0",
+            r["status_ok"]),
+        Row("soak", "records lost", r["records_lost"], None, None, "0", r["records_lost"] == 0),
+        Row("soak", "records duplicated", r["records_duplicated"], None, None, "0", r["records_duplicated"] == 0),
+    ]
+
+
 def _startup_rows(r: dict) -> list[Row]:
     goal = r["goal_s"]
     return [Row("startup", f"s whole process, {name} (median of {r['runs']}; CPU {r['median_cpu_s'][name]:.2f} s; "
@@ -158,7 +202,9 @@ BENCHES = {
     "latency": Bench(bench_latency.run, {"probes": 40}, {"probes": 10}, _latency_rows),
     "startup": Bench(bench_startup.run, {"runs": 7}, {"runs": 3}, _startup_rows),
     "scale_out": Bench(bench_scale_out.run, {"events": 3_000_000}, {"events": 150_000}, _scale_out_rows),
+    "soak": Bench(bench_soak.run, {}, {"minutes": 3}, _soak_rows),
 }
+ON_REQUEST = ("soak",)  # runs only when named in --only
 
 
 def machine(settings: Settings) -> dict:
@@ -203,7 +249,7 @@ def _kcat_version() -> str:
     return next((line.split()[1] for line in output.splitlines() if line.startswith("Version ")), "unknown")
 
 
-def run_all(settings: Settings, names: list[str], quick: bool) -> dict:
+def run_all(settings: Settings, names: list[str], quick: bool, overrides: dict | None = None) -> dict:
     results: dict[str, dict] = {}
     rows: list[Row] = []
     for name in names:
@@ -211,7 +257,9 @@ def run_all(settings: Settings, names: list[str], quick: bool) -> dict:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         started = time.monotonic()
         try:
-            result = bench.run(settings, **(bench.quick if quick else bench.full))
+            sizes = {**(bench.quick if quick else bench.full), **{key: value for key, value in (overrides or {}).items()
+                                                                   if name in ON_REQUEST}}
+            result = bench.run(settings, **sizes)
             rows += bench.rows(result)
         except Exception as exc:  # one failing bench must not lose the others' figures
             traceback.print_exc()
@@ -243,11 +291,17 @@ def _number(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", type=_names, default=list(BENCHES),
-                        help=f"comma-separated benches to run: {', '.join(BENCHES)} (default: all)")
+    parser.add_argument("--only", type=_names, default=[name for name in BENCHES if name not in ON_REQUEST],
+                        help=f"comma-separated benches to run: {', '.join(BENCHES)} (default: all but "
+                             f"{', '.join(ON_REQUEST)})")
     parser.add_argument("--quick", action="store_true", help="smaller sizes (figures are indicative only)")
+    parser.add_argument("--minutes", type=float, help=f"soak: minutes of continuous running (default "
+                                                      f"{bench_soak.DEFAULT_MINUTES:g})")
+    parser.add_argument("--rate", type=float, help=f"soak: producer events per second (default "
+                                                   f"{bench_soak.DEFAULT_RATE:g})")
     args = parser.parse_args(argv)
-    report = run_all(load_settings(), args.only, args.quick)
+    overrides = {key: value for key, value in (("minutes", args.minutes), ("rate", args.rate)) if value is not None}
+    report = run_all(load_settings(), args.only, args.quick, overrides)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(render_table(report))

@@ -31,6 +31,8 @@ PARTITIONINGS = ("date", "version")
 # Columns of an auto-mapped warehouse table (keys and snapshot columns included): records that keep bringing new
 # keys stop at this cap (quarantined) instead of growing the table until InnoDB refuses the DDL at 1,017.
 DEFAULT_MAX_COLUMNS = 200
+# A stream day is closed (compaction may rewrite it) once this many whole days have passed since it ended.
+DEFAULT_LATENESS_DAYS = 1
 INNODB_MAX_COLUMNS = 1017
 # Used with fullmatch: `$` would also accept a trailing newline.
 _SAFE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -48,6 +50,7 @@ class Feed:
     partitioning: str = ""
     retention_days: int | None = None
     keep_versions: int | None = None
+    lateness_days: int = DEFAULT_LATENESS_DAYS
     key_columns: list[str] = field(default_factory=list)
     timestamp_field: str | None = None
     warehouse_table: str | None = None
@@ -113,7 +116,8 @@ def validate_feed(feed: Feed) -> Feed:
         validate_name(feed.timestamp_field, "timestamp field")
     if feed.warehouse_table:
         validate_name(feed.warehouse_table, "warehouse table")
-    for label, value in (("retention_days", feed.retention_days), ("keep_versions", feed.keep_versions)):
+    for label, value in (("retention_days", feed.retention_days), ("keep_versions", feed.keep_versions),
+                         ("lateness_days", feed.lateness_days)):
         if value is not None and not (_is_int(value) and value >= 0):
             raise LakehouseError(f"feed {feed.name}: {label} must be a non-negative integer, got {value!r}")
     if not (_is_int(feed.max_columns) and len(feed.key_columns) + 3 <= feed.max_columns <= INNODB_MAX_COLUMNS):

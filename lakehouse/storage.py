@@ -11,6 +11,8 @@ If-None-Match), which a local lake emulates under a lock.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import hashlib
 import logging
@@ -34,6 +36,7 @@ from lakehouse.errors import LakehouseError
 log = logging.getLogger(__name__)  # every change to the lake at DEBUG: --log-level DEBUG traces a run
 
 PARQUET_COMPRESSION = "zstd"
+_RENAME_EXCHANGE = 2  # linux/fs.h
 _CURRENT_LAYOUT_ROOTS: set[str] = set()  # lake roots this process found in the current layout (checked once)
 
 
@@ -172,8 +175,9 @@ class LakeStorage:
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._atomic_write(rel, lambda stream: stream.write(data))
 
-    def write_parquet(self, rel: str, table: pa.Table) -> None:
-        self._atomic_write(rel, lambda stream: pq.write_table(table, stream, compression=PARQUET_COMPRESSION))
+    def write_parquet(self, rel: str, table: pa.Table, row_group_size: int | None = None) -> None:
+        self._atomic_write(rel, lambda stream: pq.write_table(table, stream, compression=PARQUET_COMPRESSION,
+                                                              row_group_size=row_group_size))
 
     def append_line(self, rel: str, line: str) -> None:
         """Append one line to a log file (audit trails); local appends are fsynced."""
@@ -337,6 +341,34 @@ def _symlink_on_the_way(root: Path, rel: str) -> str | None:
         if path.is_symlink():
             return f"{path.relative_to(root).as_posix()} is a symlink (to {os.readlink(path)})"
     return None
+
+
+def exchange_dirs(storage: LakeStorage, first: str, second: str) -> bool:
+    """Swap two existing folders in one atomic step (Linux renameat2 RENAME_EXCHANGE): a reader resolving either
+    path sees the old folder or the new one, never neither. False, and nothing changed, when the backend has no
+    such step (object stores, a filesystem without it); then the caller publishes file by file."""
+    if storage.local_root is None:
+        return False
+    storage.refuse_symlinks(first)
+    storage.refuse_symlinks(second)
+    if _renameat2(storage.local_root / first, storage.local_root / second, _RENAME_EXCHANGE) != 0:
+        error = ctypes.get_errno()
+        if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            return False
+        raise OSError(error, os.strerror(error), first)
+    for folder in {first.rsplit("/", 1)[0], second.rsplit("/", 1)[0]}:
+        _fsync(storage.local_root / folder)
+    return True
+
+
+def _renameat2(first: Path, second: Path, flags: int) -> int:
+    """glibc's renameat2 (2.28+); -1 with errno ENOSYS where the C library has none."""
+    function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if function is None:
+        ctypes.set_errno(errno.ENOSYS)
+        return -1
+    at_fdcwd = -100
+    return function(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), flags)
 
 
 def _machine_lock_path(root: str, rel: str) -> Path:

@@ -12,10 +12,11 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -24,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from lakehouse import layout
 from lakehouse.catalog import FeedCatalog
 from lakehouse.kafka import clients
+from lakehouse.lake import consumer
+from lakehouse.produce import events
 from lakehouse.settings import Settings
 from lakehouse.storage import LakeStorage
 
@@ -162,3 +165,47 @@ def day_partition(storage: LakeStorage, root: str, day: date, rows: int) -> str:
     folder = f"{root}/{layout.date_partition(day)}"
     storage.write_parquet(f"{folder}/{layout.batch_file_name('t', 0, 0)}", pa.table({"n": list(range(rows))}))
     return folder
+
+
+def produce_days(settings: Settings, feed: str, days: int, per_day: int, seed: int,
+                 first: date = date(2026, 9, 7)) -> list[dict]:
+    """Events on `days` pinned days from `first`, with Kafka record times on their day, over 3 partitions."""
+    topic = settings.topic(feed)
+    clients.ensure_topics(settings, {topic: False}, partitions=3)
+    produced = []
+    with producing(settings) as producer:
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            options = events.GeneratorOptions(messages=per_day, seed=seed * 100 + offset, days=1, start=day)
+            for event in events.generate_events(options):
+                moment = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+                producer.produce(topic, key=event["transaction_id"].encode(), value=events.serialize(event),
+                                 timestamp=int(moment.timestamp() * 1000))
+                producer.poll(0)
+                produced.append(event)
+    return produced
+
+
+def land_small_files(settings: Settings, feed: str, flush_size: int = 25) -> None:
+    """The real lake consumer with small batches and flushes: many small files per day, as continuous landing
+    makes."""
+    options = consumer.LandingOptions(group_id=unique("g"), until_end=True, flush_size=flush_size,
+                                      batch_size=flush_size)
+    consumer.land(settings, [FeedCatalog(init_lake(settings)).get(feed)], options)
+
+
+def lake_day_facts(lake_root: Path, feed: str) -> list[tuple]:
+    """Per day, what a glob reader sees: rows, distinct transaction ids, sum of amount."""
+    glob = f"{lake_root}/streams/{feed}/**/*.parquet"
+    return duckdb.sql(f"select make_date(year, month, day), count(*), count(distinct transaction_id), "
+                      f"round(sum(amount), 2) from read_parquet('{glob}', hive_partitioning = true, "
+                      f"union_by_name = true) group by all order by all").fetchall()
+
+
+def expected_day_facts(produced: list[dict]) -> list[tuple]:
+    """lake_day_facts of the produced events, computed from them."""
+    per_day: dict[date, list[dict]] = {}
+    for event in produced:
+        per_day.setdefault(date.fromisoformat(event["timestamp"][:10]), []).append(event)
+    return [(day, len(rows), len({r["transaction_id"] for r in rows}), round(sum(r["amount"] for r in rows), 2))
+            for day, rows in sorted(per_day.items())]

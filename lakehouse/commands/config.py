@@ -1,6 +1,7 @@
 """Create the data lake layout and seed the feed catalog; show the catalog; apply and discover the ksqlDB topology;
 print the status of the whole pipeline (lake, warehouse, reconciliation, consumer lag); migrate a lake of an older
-folder layout; query the lake as a user, through their permissions."""
+folder layout; compact the small files of closed stream days; query the lake as a user, through their
+permissions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import orjson
@@ -36,6 +38,8 @@ EXAMPLES = """
   python data_lake_config.py status --html status.html   # and as a self-contained HTML page with charts
   python data_lake_config.py migrate --dry-run        # what moving an older lake to the current layout would do
   python data_lake_config.py migrate                  # do it (idempotent; rerun after an interruption)
+  python data_lake_config.py compact --dry-run        # closed days, files and bytes a compaction would merge
+  python data_lake_config.py compact --feeds transaction_stream --before 2026-09-01 --target-file-mb 256
   python data_lake_config.py query --as ada@example.com "SELECT count(*) FROM transaction_stream WHERE month = 11"
   LAKEHOUSE_USER=ada@example.com python data_lake_config.py query --format csv --output top.csv \\
       "SELECT * FROM product_purchase_counts ORDER BY purchase_count DESC LIMIT 10"
@@ -61,6 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="rewrite a lake of an older folder layout (month=09, version=v3) "
                                                   "into the current one, in place; stop the consumers first")
     migrate.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    compact = commands.add_parser("compact", help="merge the small files of each closed stream day into a few "
+                                                  "large ones sorted by event time (safe while everything runs)")
+    compact.add_argument("--feeds", type=cli.csv_list, default=[], metavar="a,b",
+                         help="stream feeds to compact (default: every active append-mode stream)")
+    compact.add_argument("--before", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                         help="compact the days before this date (default: the days each feed's lateness window "
+                              "has closed: older than today minus lateness_days)")
+    compact.add_argument("--target-file-mb", type=cli.at_least(1), default=128, metavar="N",  # compaction.DEFAULT_
+                         # TARGET_FILE_MB, not imported: building the parser stays light (start-up)
+                         help="size of the merged files (default %(default)s)")
+    compact.add_argument("--dry-run", action="store_true", help="print the days, files and bytes, change nothing")
     migrate.set_defaults(default_log_level="INFO")  # one line per change: how far a run got
     ask = commands.add_parser("query", help="run one SQL query (DuckDB) over the lake views the user may read now; "
                                             "every query is audited; exit 1 when refused")
@@ -75,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--format parquet needs --output FILE")
 
     settings = load_settings()
+    if args.command == "compact":
+        return compact_lake(settings, args.feeds, args.before, args.target_file_mb, args.dry_run)
     if args.command == "migrate":
         return migrate_lake(settings, args.dry_run)
     catalog = FeedCatalog(LakeStorage(settings.data_lake_root))
@@ -143,6 +160,28 @@ def migrate_lake(settings: Settings, dry_run: bool) -> int:
     print(f"lake root: {settings.data_lake_root}")
     for line in migration.migrate(settings.data_lake_root, dry_run).describe(dry_run):
         print(line)
+    return 0
+
+
+def compact_lake(settings: Settings, feeds: list[str], before: date | None, target_file_mb: int,
+                 dry_run: bool) -> int:
+    from lakehouse.lake import compaction
+
+    storage = LakeStorage(settings.data_lake_root)
+    chosen = FeedCatalog(storage).select(names=feeds, kind="stream")
+    target = target_file_mb * compaction.MB
+    if not dry_run:
+        for feed in compaction.compactable(chosen):
+            compaction.recover(storage, feed.name)
+    planned = compaction.plan(storage, chosen, datetime.now(UTC).date(), before, target)
+    if not dry_run:
+        planned = list(compaction.compact(storage, planned, target))
+    for day in planned:
+        print(day.describe(dry_run))
+    files, size = sum(len(day.inputs) for day in planned), sum(day.input_bytes for day in planned)
+    verb = "would merge" if dry_run else "merged"
+    print(f"{verb} {files} files ({size:,} bytes) of {len(planned)} closed days into "
+          f"{sum(day.outputs for day in planned)} files" if planned else "nothing to compact")
     return 0
 
 

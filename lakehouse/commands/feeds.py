@@ -27,6 +27,7 @@ EXAMPLES = """
   python manage_feeds.py list
   python manage_feeds.py show card_payments
   python manage_feeds.py update card_payments --retention-days 30
+  python manage_feeds.py update card_payments --lateness-days 3   # compaction waits 3 days for late events
   python manage_feeds.py update merchant_totals --max-columns 300   # cap of its auto-mapped warehouse table
   python manage_feeds.py disable card_payments                 # consumers, export and sync skip it
   python manage_feeds.py archive card_payments                 # skipped too; its data stays
@@ -92,6 +93,8 @@ def _definition_options(command: argparse.ArgumentParser) -> None:
     policy.add_argument("--retention-days", type=cli.at_least(0, at_most=retention.MAX_RETENTION_DAYS), metavar="D",
                         help="stream: days of partitions to keep")
     policy.add_argument("--keep-versions", type=int, metavar="K", help="table: snapshot versions to keep")
+    command.add_argument("--lateness-days", type=cli.at_least(0, at_most=retention.MAX_RETENTION_DAYS), metavar="D",
+                         help="stream: whole days after a day ends before compaction rewrites it (default 1)")
     command.add_argument("--max-columns", type=int, metavar="N",
                          help=f"table without a curated mapping: most columns of its auto-mapped warehouse table, "
                               f"keys included (default {DEFAULT_MAX_COLUMNS}); records that would pass it are "
@@ -123,6 +126,8 @@ def _add(settings: Settings, args: argparse.Namespace) -> int:
             args.name, args.type, args.topic, ksql_name=args.ksql_name or "", key_columns=args.key_columns,
             timestamp_field=args.timestamp_field or onboarding.DEFAULT_TIMESTAMP_FIELD,
             description=args.description or "", **policy)
+    if args.lateness_days is not None:
+        feed.lateness_days = args.lateness_days
     result = onboarding.add_feed(settings, feed, args.partitions)
     print(f"added {feed.kind} feed {feed.name}: topic {settings.topic(feed.topic)}, mode {feed.storage_mode}, "
           f"{_policy(feed)}, lake folder {result.lake_folder}")

@@ -15,10 +15,11 @@ EXAMPLES = """
   python beam_orchestrator.py --task all --once                        # one tick (for cron)
   python beam_orchestrator.py --task kafka_produce --once --messages 100000 --shards 8
   python beam_orchestrator.py --task all --once -- --direct_running_mode=multi_processing --direct_num_workers=2
+  python beam_orchestrator.py --task compact --once                    # merge small files of closed stream days
   python beam_orchestrator.py --history                                # the last runs
   crontab: */10 * * * * cd /srv/lakehouse && .venv/bin/python beam_orchestrator.py --task all --once
 """
-TASK_CHOICES = ("export_datalake", "sync_warehouse", "kafka_produce", "retention", "all")
+TASK_CHOICES = ("export_datalake", "sync_warehouse", "kafka_produce", "retention", "compact", "all")
 MIN_EVERY_MINUTES = 0.1  # ticks closer than 6 s would run back to back: a spin, not a schedule
 BEAM_OPTIONS = "Beam pipeline options go after --, e.g. -- --direct_num_workers=2"
 

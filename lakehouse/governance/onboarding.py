@@ -26,7 +26,7 @@ DEFAULT_RETENTION_DAYS = 90
 DEFAULT_KEEP_VERSIONS = 5
 DEFAULT_TIMESTAMP_FIELD = "timestamp"
 UPDATABLE = ("topic", "ksql_name", "key_columns", "timestamp_field", "storage_mode", "retention_days",
-             "keep_versions", "max_columns", "description")
+             "keep_versions", "lateness_days", "max_columns", "description")
 STATUS_ACTIONS = {
     "disable": {"enabled": False},
     "enable": {"enabled": True},
@@ -141,6 +141,8 @@ def update_feed(settings: Settings, name: str, changes: dict) -> Feed:
     if (feed.kind == "stream" and "keep_versions" in changes) or (feed.kind == "table" and "retention_days" in changes):
         raise LakehouseError(f"feed {name} is a {feed.kind}: use "
                              f"{'--retention-days' if feed.kind == 'stream' else '--keep-versions'}")
+    if feed.kind == "table" and "lateness_days" in changes:
+        raise LakehouseError(f"feed {name} is a table: its versions are not compacted, it has no lateness window")
     if "topic" in changes:
         owner = catalog.by_topic(changes["topic"])
         if owner is not None and owner.name != name:

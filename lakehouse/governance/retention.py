@@ -14,16 +14,17 @@ A limit of 0 (days or versions) is refused unless forced. Every deletion is appe
 `_logs/retention_audit.jsonl` and summarized in the feed's metadata (for the raw events also the totals they
 added to the tables, lakehouse.governance.raw_totals), so reconciliation counts the deleted rows as landed.
 
-Writers: a stream day is deleted holding the locks of the feed's Kafka partitions (those the lake writer commits
-under) and measured again under them, so a file landing after planning is either deleted and counted, or lands
-after the deletion, into a new folder, and stays.
+Writers: a stream day is deleted holding its day lock (shared with compaction and backfill, so none of them
+rewrites the day meanwhile; an interrupted compaction of it is finished first) and the locks of the feed's Kafka
+partitions (those the lake writer commits under), and measured again under them, so a file landing after planning
+is either deleted and counted, or lands after the deletion, into a new folder, and stays.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 
@@ -34,7 +35,7 @@ from lakehouse import layout
 from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.governance import raw_totals
-from lakehouse.lake import commit, snapshots
+from lakehouse.lake import commit, compaction, snapshots
 from lakehouse.lake.metadata import FeedMetadata, utc_now_iso
 from lakehouse.storage import LakeStorage, date_partition_dirs
 
@@ -240,11 +241,19 @@ def apply(storage: LakeStorage, planned: Plan) -> Plan:
     return done
 
 
-def _writers_held(storage: LakeStorage, candidate: Candidate) -> AbstractContextManager[None]:
-    """A stream day is written by commits of the feed's Kafka partitions: hold their locks while it goes."""
-    if candidate.target != "stream":
-        return nullcontext()
-    return commit.holding_partitions(storage, FeedMetadata(storage, candidate.feed).landed_partitions())
+@contextmanager
+def _writers_held(storage: LakeStorage, candidate: Candidate) -> Iterator[None]:
+    """A stream day is rewritten by compaction and backfill (under its day lock) and written by commits of the
+    feed's Kafka partitions: hold the day's lock, finish a compaction a crash interrupted, then hold the
+    partitions' locks while the day goes."""
+    day = layout.parse_partition_date(candidate.path)
+    if candidate.target != "stream" or day is None:
+        yield
+        return
+    with storage.exclusive(commit.day_lock(candidate.feed, day)):
+        compaction.recover_day(storage, candidate.feed, day)
+        with commit.holding_partitions(storage, FeedMetadata(storage, candidate.feed).landed_partitions()):
+            yield
 
 
 def _with_raw_totals(storage: LakeStorage, candidate: Candidate) -> Candidate:

@@ -13,4 +13,5 @@
   export      export_to_data_lake.py: bounded stream runs, table exports
   backfill    export --date: one day rebuilt (recover, rebuild, stage the day, swap the day)
   migration   data_lake_config.py migrate: an older folder layout moved to the current one
+  compaction  data_lake_config.py compact: closed days' small files merged, swapped in atomically
 """

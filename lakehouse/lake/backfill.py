@@ -24,7 +24,7 @@ from lakehouse import layout
 from lakehouse.catalog import Feed
 from lakehouse.errors import LakehouseError
 from lakehouse.kafka import clients
-from lakehouse.lake import commit, lineage
+from lakehouse.lake import commit, compaction, lineage
 from lakehouse.lake import schema as lake_schema
 from lakehouse.lake.decode import FeedDecoder, decoded
 from lakehouse.lake.metadata import FeedMetadata, ReadOnlyMetadata
@@ -60,6 +60,17 @@ class DayBackfill:
 
 def backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date,
                  dry_run: bool = False, allow_shrink: bool = False) -> DayBackfill:
+    """`_backfill_day` holding the day's lock (compaction and retention of the day wait), after finishing a
+    compaction of the day that a crash interrupted."""
+    if dry_run:
+        return _backfill_day(settings, storage, feed, day, dry_run, allow_shrink)
+    with storage.exclusive(commit.day_lock(feed.name, day)):
+        compaction.recover_day(storage, feed.name, day)
+        return _backfill_day(settings, storage, feed, day, dry_run, allow_shrink)
+
+
+def _backfill_day(settings: Settings, storage: LakeStorage, feed: Feed, day: date,
+                  dry_run: bool, allow_shrink: bool) -> DayBackfill:
     """Rebuild one day of a stream from its topic and swap the day's folder in atomically, in four steps:
     1. recover a swap a crash interrupted; 2. rebuild the day; 3. stage the day; 4. swap the day in.
 

@@ -206,6 +206,12 @@ def partition_lock(topic: str, partition: int) -> str:
     return f"{STAGING}/locks/{topic}+{partition}.lock"
 
 
+def day_lock(feed: str, day: date) -> str:
+    """One lock per stream day, held by everyone who rewrites or deletes the day's files as a whole: compaction,
+    retention and backfill (taken before any partition lock, so the lock order stays one for all)."""
+    return f"{STAGING}/locks/days/{feed}/{day.isoformat()}.lock"
+
+
 @contextmanager
 def holding_partitions(storage: LakeStorage, partitions: Iterable[tuple[str, int]]) -> Iterator[None]:
     """Hold the locks of these (topic, partition)s: no commit of this machine lands a file of them meanwhile.

@@ -4,6 +4,7 @@
   export_datalake  one element per active feed: new stream records / a new table version through the lake writer
   sync_warehouse   sync_to_mysql.py's run as one step: newest table versions, one transaction, all or nothing
   retention        one element per policy of the catalog
+  compact          one element per closed stream day with small files to merge (lake.compaction)
 
 DirectRunner by default; every other Beam option passes through, so the same pipelines run on Dataflow,
 Flink or Spark (the lake root then has to be an object-store URI and MySQL/Kafka reachable from workers).
@@ -27,7 +28,7 @@ from lakehouse.catalog import Feed, FeedCatalog
 from lakehouse.errors import LakehouseError
 from lakehouse.governance import retention
 from lakehouse.kafka import clients
-from lakehouse.lake import export
+from lakehouse.lake import compaction, export
 from lakehouse.produce.events import GeneratorOptions
 from lakehouse.produce.producer import ProduceOptions, derive_values, event_records, produce_events
 from lakehouse.settings import Settings
@@ -151,6 +152,33 @@ def build_retention(settings: Settings) -> Callable[[beam.Pipeline], object]:
     return build
 
 
+# ---------------------------------------------------------------- compact
+class CompactDay(SettingsDoFn):
+    """One closed day's small files merged (lake.compaction.compact_day: its own lock, manifest and swap)."""
+
+    def process(self, day: compaction.DayCompaction) -> Iterable[str]:
+        storage = LakeStorage(self.settings.data_lake_root)
+        done = compaction.compact_day(storage, day.feed, day.day, compaction.DEFAULT_TARGET_FILE_MB * compaction.MB)
+        if done is not None:
+            _rows_counter().inc(done.rows)
+            yield done.describe(dry_run=False)
+
+
+def build_compact(settings: Settings) -> Callable[[beam.Pipeline], object]:
+    storage = LakeStorage(settings.data_lake_root)
+    feeds = compaction.compactable(FeedCatalog(storage).list(kind="stream", active_only=True))
+    for feed in feeds:
+        compaction.recover(storage, feed.name)
+    planned = compaction.plan(storage, feeds, datetime.now(UTC).date())
+
+    def build(pipeline: beam.Pipeline) -> None:
+        _ = (pipeline
+             | "ClosedDays" >> beam.Create(planned)
+             | "Spread" >> beam.Reshuffle()
+             | "Compact" >> beam.ParDo(CompactDay(settings)))
+    return build
+
+
 # ---------------------------------------------------------------- export_datalake
 class ExportFeed(SettingsDoFn):
     """New records of a stream (from its landed offsets, the consumer's commit protocol) or a new table version."""
@@ -209,6 +237,7 @@ def task_runner(settings: Settings, runner: str | None, beam_args: list[str],
         "export_datalake": lambda: build_export(settings),
         "sync_warehouse": lambda: build_sync(settings),
         "retention": lambda: build_retention(settings),
+        "compact": lambda: build_compact(settings),
     }
 
     def run_task(task: str) -> int:

@@ -28,7 +28,7 @@ from lakehouse.storage import LakeStorage
 
 HISTORY_LOG = layout.log_file("orchestrator_runs.jsonl")
 LOCK_FILE = layout.log_file("orchestrator.lock")
-ORDER = ("kafka_produce", "export_datalake", "sync_warehouse", "retention")
+ORDER = ("kafka_produce", "export_datalake", "sync_warehouse", "retention", "compact")
 
 
 @dataclass(frozen=True)

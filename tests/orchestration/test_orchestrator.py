@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import apache_beam as beam
@@ -17,9 +18,22 @@ import mysql.connector
 import orjson
 from apache_beam.internal import pickler
 from apache_beam.pipeline import PipelineVisitor
-from support import BOTH_BACKENDS, REPO, free_port, landed_column, run_script, scrape, wait_for
+from support import (
+    BOTH_BACKENDS,
+    REPO,
+    expected_day_facts,
+    free_port,
+    lake_day_facts,
+    land_small_files,
+    landed_column,
+    produce_days,
+    run_script,
+    scrape,
+    wait_for,
+)
 
-from lakehouse.orchestration import pipelines
+from lakehouse import layout
+from lakehouse.orchestration import pipelines, schedule
 from lakehouse.settings import Settings, load_settings
 from lakehouse.storage import LakeStorage
 
@@ -166,3 +180,21 @@ def test_beam_steps_do_not_carry_the_mysql_password(env: dict[str, str], lake_ro
     for step in steps:
         pickled = bz2.decompress(base64.b64decode(pickler.dumps(step)))  # Beam's own pickling, uncompressed
         assert secret.encode() not in pickled, type(step).__name__
+
+
+def _day_files(lake: Path, day: date) -> list[Path]:
+    return list((lake / layout.stream_partition_dir("transaction_stream", day)).glob("*.parquet"))
+
+
+def test_compact_task_merges_closed_days_and_is_part_of_all(env: dict[str, str], settings_for: Settings,
+                                                            lake_root: Path) -> None:
+    first = date(2026, 9, 1)  # closed on every date the tests run on (lateness window of 1 day)
+    produced = produce_days(settings_for, "transaction_stream", 2, 150, seed=21, first=first)
+    land_small_files(settings_for, "transaction_stream")
+    assert all(len(_day_files(lake_root, first + timedelta(days=n))) > 2 for n in range(2))
+
+    tick = run_script("beam_orchestrator.py", "--task", "compact", "--once", env=env, check=True)
+    assert "[compact] ok" in tick.stdout
+    assert [len(_day_files(lake_root, first + timedelta(days=n))) for n in range(2)] == [1, 1]
+    assert lake_day_facts(lake_root, "transaction_stream") == expected_day_facts(produced)
+    assert "compact" in schedule.tasks_for("all")
