@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          # TARGET_FILE_MB, not imported: building the parser stays light (start-up)
                          help="size of the merged files (default %(default)s)")
     compact.add_argument("--dry-run", action="store_true", help="print the days, files and bytes, change nothing")
+    compact.set_defaults(default_log_level="INFO")  # one line per step: how far a run got
     migrate.set_defaults(default_log_level="INFO")  # one line per change: how far a run got
     ask = commands.add_parser("query", help="run one SQL query (DuckDB) over the lake views the user may read now; "
                                             "every query is audited; exit 1 when refused")
