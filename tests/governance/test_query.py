@@ -232,3 +232,19 @@ def test_the_readme_examples_run(governed: Governed) -> None:
     for sql in examples:
         outcome = governed.ask("ada@example.com", sql)
         assert outcome.outcome == "allowed" and outcome.rows, (sql, outcome.reason)
+
+
+@pytest.mark.parametrize("lake_root", ["s3"], indirect=True)
+def test_a_november_reader_of_an_s3_lake_sees_exactly_its_november_rows(governed: Governed, lake_root: str) -> None:
+    storage = LakeStorage(lake_root)
+    FeedCatalog(storage).init()
+    _land_events(storage, governed.events)
+    governed.grant("sam@example.com", NOVEMBER)
+    on_s3 = replace(governed.settings, data_lake_root=lake_root)
+    november = sum(event["timestamp"].startswith("2026-11") for event in governed.events)
+
+    asked = query.run_query(on_s3, "sam@example.com", f"{COUNT} WHERE month = 11")
+    assert asked.table.to_pylist() == [{"n": november}]
+    assert query.run_query(on_s3, "sam@example.com", f"{COUNT} WHERE month = 10").table.to_pylist() == [{"n": 0}]
+    refused = query.run_query(on_s3, "nobody@example.com", COUNT)
+    assert refused.outcome == "refused" and refused.table is None
