@@ -63,8 +63,7 @@ _QUERY_RUNS = 15
 def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFAULT_RATE) -> dict:
     prefix = f"soak_{uuid.uuid4().hex[:8]}_"
     database = f"{settings.mysql_database}_soak_{uuid.uuid4().hex[:8]}"
-    admin = mysql.connector.connect(**{**settings.mysql_params(), "database": None})
-    admin.cursor().execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    _server_statement(settings, f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     work = Path(tempfile.mkdtemp(prefix="bench_soak_"))
     lake, mirror = work / "lake", work / "mirror"
     soak = dataclasses.replace(settings, data_lake_root=str(lake), mysql_database=database, topic_prefix=prefix)
@@ -110,13 +109,13 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
             _stop(processes.pop(name))
         figures = _measure(soak, lake, mirror, streams, today)
         reconciliation = status.collect(soak)
+        (work / "figures.json").write_bytes(orjson.dumps(figures))  # kept whatever happens to the cleanup
         for folder in (lake, mirror, work / "ideal"):  # the processes' logs stay in `work`
             shutil.rmtree(folder, ignore_errors=True)
     finally:
         for process in processes.values():
             _stop(process)
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
-        admin.close()
+        _server_statement(settings, f"DROP DATABASE IF EXISTS `{database}`")
         clients.delete_topics(soak, [t for t in clients.admin_client(soak).list_topics(timeout=10).topics
                                      if t.startswith(prefix)])
     lake_lag_max = max((lag[0] or 0) for lag in lags.values())
@@ -141,13 +140,13 @@ def _measure(settings: Settings, lake: Path, mirror: Path, streams: list[str], t
     before_live = _files_per_closed_day(lake, streams, bound)
     before_mirror = _files_per_closed_day(mirror, streams, bound)
     closed = sorted({day for feed, day in before_mirror if feed == RAW})
-    before = _query_seconds({"uncompacted": (mirror, closed), "live": (lake, closed)})
+    before = _query_seconds({"uncompacted": (mirror, closed), "live": (lake, closed)}, runs=5)
     subprocess.run([sys.executable, str(REPO / "data_lake_config.py"), "compact"], cwd=REPO, check=True,
                    env={**os.environ, "DATA_LAKE_ROOT": str(lake)}, capture_output=True)
     after = _files_per_closed_day(lake, streams, bound)
     ideal = _ideal_copy(lake, lake.parent / "ideal")
-    query = _query_seconds({"after": (lake, closed), "ideal": (ideal, closed), "whole_feed_after": (lake, None),
-                            "whole_feed_ideal": (ideal, None)}) | before
+    query = _query_seconds({"after": (lake, closed), "ideal": (ideal, closed)}, runs=_QUERY_RUNS) | before
+    query |= _query_seconds({"whole_feed_after": (lake, None), "whole_feed_ideal": (ideal, None)}, runs=3)
     sizes = [f.size for f in storage.walk_files(layout.STREAMS)
              if (layout.parse_partition_date(f.path) or bound) < bound]
     lost, duplicated = _lost_and_duplicated(settings, lake, streams, [feeds[name].topic for name in streams])
@@ -191,11 +190,11 @@ def _day_globs(root: Path, days: list[date] | None) -> list[str]:
     return [f"{feed_dir}/{layout.date_partition(day)}/*.parquet" for day in days]
 
 
-def _query_seconds(targets: dict[str, tuple[Path, list[date] | None]]) -> dict[str, float]:
+def _query_seconds(targets: dict[str, tuple[Path, list[date] | None]], runs: int) -> dict[str, float]:
     """Median wall time of the week-wide aggregate over the raw feed of each target, a fresh connection each run;
     the targets take turns, so a machine whose load drifts weighs on all of them alike."""
     timings: dict[str, list[float]] = {name: [] for name in targets}
-    for _ in range(_QUERY_RUNS):
+    for _ in range(runs):
         for name, (root, days) in targets.items():
             files = "[" + ", ".join(f"'{glob}'" for glob in _day_globs(root, days)) + "]"
             connection = duckdb.connect()
@@ -258,6 +257,12 @@ def _status(settings: Settings, attempts: int = 5) -> status.Status:
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _server_statement(settings: Settings, sql: str) -> None:
+    """One statement on a connection of its own: a connection opened at the start would not outlive an hour idle."""
+    with mysql.connector.connect(**{**settings.mysql_params(), "database": None}) as connection:
+        connection.cursor().execute(sql)
 
 
 def _peak_rss_mb(pid: int) -> float:
