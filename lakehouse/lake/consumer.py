@@ -295,10 +295,11 @@ class StreamLander:
         for progress in landed.fenced:
             self._read_again(progress)
         if landed.offsets:
-            try:  # informational (the lake offsets rule); a failure during a rebalance is harmless
+            try:  # informational (the lake offsets rule); refused during a rebalance (export joins the group): harmless
                 self.consumer.commit(offsets=landed.offsets, asynchronous=False)
             except KafkaException as exc:
-                log.warning("Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
+                log.log(logging.DEBUG if clients.during_rebalance(exc) else logging.WARNING,
+                        "Kafka offset commit failed (the lake offsets stay authoritative): %s", exc)
 
     def _read_again(self, progress: PartitionProgress) -> None:
         """Another writer claimed or landed this partition meanwhile: drop what we held, claim it, resume."""
