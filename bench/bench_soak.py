@@ -108,8 +108,8 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
         for name in list(processes):
             _stop(processes.pop(name))
         figures = _measure(soak, lake, mirror, streams, today)
+        (work / "figures.json").write_bytes(orjson.dumps(figures))  # kept whatever happens next
         reconciliation = status.collect(soak)
-        (work / "figures.json").write_bytes(orjson.dumps(figures))  # kept whatever happens to the cleanup
         for folder in (lake, mirror, work / "ideal"):  # the processes' logs stay in `work`
             shutil.rmtree(folder, ignore_errors=True)
     finally:
@@ -119,7 +119,7 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
         clients.delete_topics(soak, [t for t in clients.admin_client(soak).list_topics(timeout=10).topics
                                      if t.startswith(prefix)])
     lake_lag_max = max((lag[0] or 0) for lag in lags.values())
-    return {"minutes": minutes, "rate": rate, "events_produced": events, "feeds_created": len(feeds),
+    result = {"minutes": minutes, "rate": rate, "events_produced": events, "feeds_created": len(feeds),
             "raw_topic_rate": round(raw_rate, 1), "rss_mb": rss,
             "rss_growth": {name: round(rss["end"][name] / rss["minute 2"][name] - 1, 3)
                            for name in rss["end"] if rss["minute 2"].get(name)},
@@ -128,6 +128,8 @@ def run(settings: Settings, minutes: float = DEFAULT_MINUTES, rate: float = DEFA
             "status_ok": reconciliation.ok,
             "status_mismatches": [c.label for c in reconciliation.checks if c.ok is False],
             **figures, "logs": str(work)}
+    (work / "figures.json").write_bytes(orjson.dumps(result))  # the whole run's figures, beside its logs
+    return result
 
 
 def _measure(settings: Settings, lake: Path, mirror: Path, streams: list[str], today: date) -> dict:

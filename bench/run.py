@@ -170,6 +170,7 @@ def _soak_rows(r: dict) -> list[Row]:
         Row("soak", "records lost", r["records_lost"], None, None, "0", r["records_lost"] == 0),
         Row("soak", "records duplicated", r["records_duplicated"], None, None, "0", r["records_duplicated"] == 0),
     ]
+    return rows
 
 
 def _startup_rows(r: dict) -> list[Row]:

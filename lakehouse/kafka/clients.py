@@ -268,6 +268,15 @@ def is_partition_end(message: Message) -> bool:
     return error is not None and error.code() == KafkaError._PARTITION_EOF
 
 
+_REBALANCING = frozenset({KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS,
+                          KafkaError.UNKNOWN_MEMBER_ID})
+
+
+def during_rebalance(exc: KafkaException) -> bool:
+    """An offset commit refused because the group is rebalancing, or just did (the member's generation is old)."""
+    return exc.args[0].code() in _REBALANCING
+
+
 def watermarks(client: Consumer, topic: str, partitions: list[int],
                timeout: float = 10.0) -> dict[int, tuple[int, int]]:
     """(low, high) of each partition: the first offset the topic still holds and the one the next record gets."""

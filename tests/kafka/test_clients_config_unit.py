@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from lakehouse.errors import LakehouseError
 from lakehouse.kafka import clients
@@ -51,3 +52,12 @@ def test_a_property_librdkafka_refuses_names_the_variable_to_fix() -> None:
     assert str(error.value).startswith("Kafka client configuration: ")
     assert 'property "security.protocol"' in str(error.value) and str(error.value).endswith(
         "(check KAFKA_SECURITY_PROTOCOL)")
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    (KafkaError.ILLEGAL_GENERATION, True), (KafkaError.REBALANCE_IN_PROGRESS, True),
+    (KafkaError.UNKNOWN_MEMBER_ID, True), (KafkaError._TRANSPORT, False),
+    (KafkaError.GROUP_AUTHORIZATION_FAILED, False),
+])
+def test_an_offset_commit_refused_by_a_rebalance_is_told_apart_from_a_real_failure(code: int, expected: bool) -> None:
+    assert clients.during_rebalance(KafkaException(KafkaError(code))) is expected
