@@ -65,6 +65,12 @@ def query(sql: str) -> list[tuple]:
     return duckdb.sql(sql).fetchall()
 
 
+def visible_rows(lake_root: Path, feed: str = FEED) -> int:
+    """Rows in the feed's files a reader lists now (none yet: 0)."""
+    return ds.dataset(str(lake_root / "streams" / feed), format="parquet").count_rows() if (
+        lake_root / "streams" / feed).exists() else 0
+
+
 def landed_offsets(storage: LakeStorage, settings: Settings, feed: str = FEED) -> int:
     """Records landed so far according to the lake metadata (offsets start at 0 on a fresh topic)."""
     return sum(FeedMetadata(storage, feed).offsets(settings.topic(feed)).values())
@@ -241,7 +247,9 @@ def test_idle_topic_records_are_on_disk_within_flush_interval(env, settings_for,
         wait_for(lambda: "INFO assigned" in log.read_text(), 60, "partition assignment")
         produce_events(settings_for, 50, days=1)
         produced_at = time.monotonic()
-        wait_for(lambda: landed_offsets(storage, settings_for) == 50, 10, "50 records landed", step=0.02)
+        # visible to a reader: the offsets are decided a moment before the files are published (lake.commit)
+        wait_for(lambda: landed_offsets(storage, settings_for) == 50 and visible_rows(lake_root) == 50, 10,
+                 "50 records landed", step=0.02)
         assert time.monotonic() - produced_at <= 2 + 1
         assert query(f"select count(*) from read_parquet('{feed_glob(lake_root)}')") == [(50,)]
     finally:
