@@ -5,8 +5,7 @@
   commit      the commit protocol: stage, manifest, publish, record offsets; fencing; reading back
   lineage     event_time and lineage columns, the event day: one helper for the consumer and export
   decode      FeedDecoder: Kafka values -> Arrow rows and quarantine reasons, bulk or record by record
-  checkpoint  Checkpoint: buffers per (topic, partition, day), when to land, the landing (staged in a worker)
-  batch       KafkaBatch: one consume() call's records of a topic, their coordinates as Arrow columns
+  checkpoint  Checkpoint: buffers per (topic, partition, day), when to land, the landing
   consumer    kafka_consumer_datalake.py: the poll loop, rebalances (table feeds through tables)
   reconcile   consumed = landed + quarantined + deleted by retention, per feed
   tables      table feeds: changelog materialized, a new version only on change

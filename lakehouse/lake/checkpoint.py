@@ -7,7 +7,6 @@ counts, their bad records), and per (topic, partition, event day) one buffer of 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
@@ -61,24 +60,14 @@ class PartitionProgress:
 
 
 @dataclass
-class Landing:
-    """One commit under way: the partitions it covers (as they were frozen) and their staging in the worker."""
-
-    pending: dict[tuple[str, int], PartitionProgress]
-    commits: dict[tuple[str, int], commit.PartitionCommit]
-    staged: Future[float]  # its result: the seconds the staging took
-
-
-@dataclass
 class Landed:
     """What one commit landed: counts per feed, the offsets to tell Kafka, the partitions that were fenced, and
-    how long step 3.2 and the whole commit took."""
+    how long step 3.2 took."""
 
     counts: dict[str, Counts] = field(default_factory=dict)
     offsets: list[TopicPartition] = field(default_factory=list)
     fenced: list[PartitionProgress] = field(default_factory=list)
     commit_seconds: float = 0.0
-    seconds: float = 0.0  # staging and step 3.2 (not the wait between them)
 
 
 class Checkpoint:
@@ -88,15 +77,13 @@ class Checkpoint:
        partition, event day), and its bad records beside their partition.
     2. `due` says whether to land now, one named predicate per reason: a buffer over the flush size, the flush
        interval elapsed, too many buffers, too many buffered records (rebalances and stops land unconditionally).
-    3. A commit lands everything held, sinks first and offsets last, one commit at a time and in order:
-       3.1 `begin_commit` freezes what is held (new records go to fresh buffers) and stages its quarantine files
-           and day files in a worker thread (lake.commit step 1), while the caller goes on consuming: Parquet
-           encoding releases the GIL;
-       3.2 `end_commit` waits for the staging, then commits the partitions (decide, publish: lake.commit steps 2
-           and 3); a partition another writer claimed or moved on meanwhile is fenced and lands nothing;
-       3.3 records the feeds' schema and totals in their metadata;
-       3.4 returns the landed offsets, which the caller may then commit to Kafka (informational: the lake's offsets
-           rule), and the fenced partitions, which the caller reads again (`restart`) from the lake's offset.
+    3. `commit` lands everything held, sinks first and offsets last:
+       3.1 stage the quarantine files and the day files of each pending partition (lake.commit step 1);
+       3.2 commit the partitions (decide, publish: lake.commit steps 2 and 3); a partition another writer claimed or
+           moved on meanwhile is fenced and lands nothing;
+       3.3 record the feeds' schema and totals in their metadata;
+       3.4 return the landed offsets, which the caller may then commit to Kafka (informational: the lake's offsets
+           rule), and the fenced partitions, which the caller reads again from the lake's offset.
     """
 
     def __init__(self, storage: LakeStorage, decoders: dict[str, FeedDecoder], policy: FlushPolicy) -> None:
@@ -107,8 +94,6 @@ class Checkpoint:
         self.buffers: dict[tuple[str, int, date], DayBuffer] = {}
         self.pending_since: float | None = None  # when the oldest record not yet landed arrived
         self.quarantine = QuarantineWriter(storage)
-        self.landing: Landing | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-staging")
 
     # ---------------------------------------------------------------- 1. holding records
     def add(self, topic: str, table: pa.Table, coordinates: pa.Table) -> None:
@@ -141,15 +126,6 @@ class Checkpoint:
         """Lost partitions: another consumer may own them already, so nothing held of theirs may land."""
         for key in keys:
             self.partitions.pop(key, None)
-        self._drop_buffers(keys)
-
-    def restart(self, progress: PartitionProgress, offset: int) -> None:
-        """A fenced partition: drop what is held of it (records read after its frozen commit included) and read
-        it again from `offset`."""
-        self._drop_buffers({(progress.topic, progress.partition)})
-        progress.restart_at(offset)
-
-    def _drop_buffers(self, keys: set[tuple[str, int]]) -> None:
         self.buffers = {key: buffer for key, buffer in self.buffers.items() if key[:2] not in keys}
 
     # ---------------------------------------------------------------- 2. when to land
@@ -177,68 +153,50 @@ class Checkpoint:
         return self.pending_since + self.policy.flush_interval - time.monotonic()
 
     # ---------------------------------------------------------------- 3. landing
-    def begin_commit(self) -> None:
-        """3.1: freeze what is held and stage it in the worker; the previous commit must have ended."""
-        assert self.landing is None, "one commit at a time: end_commit first"
+    def commit(self) -> Landed:
+        """Steps 3.1 to 3.4 of the class docstring."""
         pending = {key: progress for key, progress in self.partitions.items() if progress.pending}
         if not pending:
-            return
+            return Landed()
+        # 3.1 stage
+        commits = self._stage(pending)
+        # 3.2 commit the partitions
+        started = time.monotonic()
+        fenced = {(item.topic, item.partition) for item in commit.commit_partitions(self.storage, commits.values())}
+        self.buffers.clear()
+        self.pending_since = None
+        landed = Landed(fenced=[pending.pop(key) for key in fenced], commit_seconds=time.monotonic() - started)
+        for key, progress in pending.items():
+            counts = Counts.of(commits[key].counts)
+            landed.counts[progress.feed.name] = landed.counts.get(progress.feed.name, Counts()) + counts
+            landed.offsets.append(TopicPartition(progress.topic, progress.partition, progress.next_offset))
+            progress.restart_at(progress.next_offset)
+            progress.claim = commits[key].claim
+        # 3.3 the feeds' metadata
+        for feed in {progress.feed.name: progress.feed for progress in pending.values()}.values():
+            self._record_feed_totals(feed)
+        # 3.4 the offsets, for the caller to tell Kafka
+        return landed
+
+    def _stage(self, pending: dict[tuple[str, int], PartitionProgress]
+               ) -> dict[tuple[str, int], commit.PartitionCommit]:
         commits = {key: commit.PartitionCommit(feed=p.feed.name, topic=p.topic, partition=p.partition,
                                                start_offset=p.start_offset, next_offset=p.next_offset,
-                                               claim=p.claim, counts=asdict(p.counts))
+                                               claim=p.claim)
                    for key, p in pending.items()}
         for progress in pending.values():
             for record in progress.bad:
                 self.quarantine.add(record)
-        files = [(commits[(topic, partition)], path, [table])
-                 for (_feed, topic, partition), (path, table) in self.quarantine.drain().items()]
+        for (_feed, topic, partition), (path, table) in self.quarantine.drain().items():
+            commits[(topic, partition)].stage(self.storage, path, table)
         for (topic, partition, day), buffer in self.buffers.items():
             schema = pa.unify_schemas([self.decoders[topic].arrow_schema, lineage.LANDED])
-            files.append((commits[(topic, partition)], commit.stream_file(
-                self.decoders[topic].feed.name, day, topic, partition, buffer.first_offset),
-                [lake_schema.conform(t, schema) for t in buffer.tables]))
-        self.buffers = {}
-        self.pending_since = None
-        for progress in pending.values():
-            progress.restart_at(progress.next_offset)
-        self.landing = Landing(pending, commits, self._worker.submit(_stage, self.storage, files))
-
-    def staged(self) -> bool:
-        """Whether a commit is under way and its staging has finished (so `end_commit` will not wait for it)."""
-        return self.landing is not None and self.landing.staged.done()
-
-    def end_commit(self) -> Landed:
-        """3.2 to 3.4 of the commit under way (nothing when none is)."""
-        landing, self.landing = self.landing, None
-        if landing is None:
-            return Landed()
-        staging_seconds = landing.staged.result()  # a staging error surfaces here, in the caller's thread
-        for item in landing.commits.values():
-            item.counts["files"] = len(item.renames)
-        started = time.monotonic()
-        fenced = {(item.topic, item.partition)
-                  for item in commit.commit_partitions(self.storage, landing.commits.values())}
-        pending = dict(landing.pending)
-        commit_seconds = time.monotonic() - started
-        landed = Landed(fenced=[pending.pop(key) for key in fenced], commit_seconds=commit_seconds,
-                        seconds=staging_seconds + commit_seconds)
-        for key, progress in pending.items():
-            landed.counts[progress.feed.name] = (landed.counts.get(progress.feed.name, Counts())
-                                                 + Counts.of(landing.commits[key].counts))
-            landed.offsets.append(TopicPartition(progress.topic, progress.partition,
-                                                 landing.commits[key].next_offset))
-            progress.claim = landing.commits[key].claim
-        for feed in {progress.feed.name: progress.feed for progress in pending.values()}.values():
-            self._record_feed_totals(feed)
-        return landed
-
-    def close(self) -> None:
-        """Stop the worker. A commit still under way (the consumer failed) is not committed: its staging finishes,
-        and the next claim of its partitions sweeps the files."""
-        if self.landing is not None:
-            self.landing.staged.exception()
-            self.landing = None
-        self._worker.shutdown()
+            table = pa.concat_tables([lake_schema.conform(t, schema) for t in buffer.tables])
+            commits[(topic, partition)].stage(self.storage, commit.stream_file(
+                self.decoders[topic].feed.name, day, topic, partition, buffer.first_offset), table)
+        for key, item in commits.items():
+            item.counts = asdict(pending[key].counts) | {"files": len(item.renames)}
+        return commits
 
     def _record_feed_totals(self, feed: Feed) -> None:
         """feed.json: the schema (again, in case a concurrent writer lost it) and totals over all partitions."""
@@ -250,11 +208,3 @@ class Checkpoint:
             document["counts"] = asdict(sum((Counts.of(s) for s in metadata.partition_states()), Counts()))
 
         metadata.update(change)
-
-
-def _stage(storage: LakeStorage, files: list[tuple[commit.PartitionCommit, str, list[pa.Table]]]) -> float:
-    """Step 3.1, in the worker; returns the seconds it took."""
-    started = time.monotonic()
-    for item, final, tables in files:
-        item.stage(storage, final, pa.concat_tables(tables))
-    return time.monotonic() - started

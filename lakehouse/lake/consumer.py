@@ -3,9 +3,8 @@
 Records are consumed in batches and decoded into Arrow (lakehouse.lake.decode); good rows and bad records wait in a
 Checkpoint (lakehouse.lake.checkpoint), one buffer per (topic, partition, event day), which lands them with the
 lake's commit protocol (lakehouse.lake.commit) at --flush-size records, --flush-interval seconds (idle topics
-included), when too many buffers are open, on revoke and on stop; the Parquet files of one commit are written in a
-worker while the next records are consumed. The lake metadata offsets are the source of truth: each assigned
-partition first completes its interrupted commit, then seeks to its landed offset.
+included), when too many buffers are open, on revoke and on stop. The lake metadata offsets are the source of
+truth: each assigned partition first completes its interrupted commit, then seeks to its landed offset.
 """
 
 from __future__ import annotations
@@ -13,8 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from tqdm import tqdm
 
@@ -24,7 +25,6 @@ from lakehouse.kafka import clients
 from lakehouse.kafka.progress import ProgressReport
 from lakehouse.kafka.records import snake_case
 from lakehouse.lake import commit
-from lakehouse.lake.batch import KafkaBatch, group_by_topic
 from lakehouse.lake.checkpoint import Checkpoint, FlushPolicy, PartitionProgress
 from lakehouse.lake.commit import Counts
 from lakehouse.lake.decode import FeedDecoder
@@ -144,6 +144,44 @@ def land(settings: Settings, feeds: list[Feed], options: LandingOptions,
     return summary
 
 
+# ---------------------------------------------------------------- one consume() call
+@dataclass
+class KafkaBatch:
+    """Records of one topic from one consume() call, with their Kafka coordinates as Arrow columns."""
+
+    messages: list[Message]
+    coordinates: pa.Table  # partition, offset, timestamp (ms)
+
+    @classmethod
+    def of(cls, messages: list[Message]) -> KafkaBatch:
+        return cls(messages, pa.table({
+            "partition": pa.array([m.partition() for m in messages], pa.int32()),
+            "offset": pa.array([m.offset() for m in messages], pa.int64()),
+            "timestamp": pa.array([m.timestamp()[1] for m in messages], pa.int64()),
+        }))
+
+    def spans(self) -> dict[int, tuple[int, int, int]]:
+        """partition -> (first offset, last offset, record count)."""
+        spans = self.coordinates.group_by("partition", use_threads=False).aggregate(
+            [("offset", "min"), ("offset", "max"), ("offset", "count")])
+        return {row["partition"]: (row["offset_min"], row["offset_max"], row["offset_count"])
+                for row in spans.to_pylist()}
+
+    def rows(self, indexes: list[int] | None) -> pa.Table:
+        """The coordinates of some records (None: all)."""
+        return self.coordinates if indexes is None else self.coordinates.take(pa.array(indexes, pa.int64()))
+
+    def fresh(self, partitions: dict[tuple[str, int], PartitionProgress]) -> KafkaBatch:
+        """Without records of partitions no longer ours or before their position (a late batch after a seek)."""
+        topic = self.messages[0].topic()
+        spans = self.spans()
+        if all((topic, p) in partitions and first >= partitions[(topic, p)].next_offset
+               for p, (first, _last, _count) in spans.items()):
+            return self  # the usual case
+        return KafkaBatch.of([m for m in self.messages if (topic, m.partition()) in partitions
+                              and m.offset() >= partitions[(topic, m.partition())].next_offset])
+
+
 # ---------------------------------------------------------------- the consumer
 class StreamLander:
     """One consumer of a group: polls, hands records to its Checkpoint, lands on time, follows rebalances."""
@@ -175,20 +213,16 @@ class StreamLander:
     # ---------------------------------------------------------------- the loop
     def run(self) -> LandingSummary:
         try:
-            topics, self.watermarks, self.summary.skipped_topics = existing_topics(self.settings, self.consumer,
-                                                                                   self.feeds)
-            self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                    on_lost=self._on_lost)
+            self.consumer.subscribe(self._existing_topics(), on_assign=self._on_assign,
+                                    on_revoke=self._on_revoke, on_lost=self._on_lost)
             while not self._finished():
                 messages = self.consumer.consume(num_messages=self._batch_limit(), timeout=self._poll_timeout())
                 if messages:
                     self._handle(messages)
-                if self.checkpoint.staged():
-                    self._end_landing()
                 # --until-end may wait on partitions held elsewhere; what it read itself lands meanwhile
                 if self.checkpoint.due() or (self.checkpoint.pending_since is not None and self.options.until_end
                                              and self._own_partitions_at_end()):
-                    self.land(wait=False)
+                    self.land()
                 self.progress.report(self.consumer, {key: p.next_offset for key, p in self.partitions.items()},
                                      self.consumed)
             self.land()
@@ -197,9 +231,24 @@ class StreamLander:
             raise
         finally:
             self.consumer.close()
-            self.checkpoint.close()
             self.bar.close()
         return self.summary
+
+    def _existing_topics(self) -> list[str]:
+        topics = []
+        for topic in self.feeds:
+            partitions = clients.topic_partitions(self.settings, topic)
+            if not partitions:
+                log.warning("topic %s (feed %s) does not exist yet; skipped", topic, self.feeds[topic].name)
+                self.summary.skipped_topics.append(topic)
+                continue
+            topics.append(topic)
+            for partition in partitions:
+                self.watermarks[(topic, partition)] = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=clients.CONNECT_TIMEOUT_S)
+        if not topics:
+            raise LakehouseError(f"none of the topics exists: {', '.join(self.feeds)}")
+        return topics
 
     def _finished(self) -> bool:
         if self.stop.is_set():
@@ -230,8 +279,8 @@ class StreamLander:
                    for key, progress in self.partitions.items())
         return max(1, min(self.options.batch_size, left))
 
-    def _poll_timeout(self) -> float:  # short while a commit stages: it ends as soon as its files are written
-        return 0.01 if self.checkpoint.landing is not None else min(1.0, max(0.01, self.checkpoint.seconds_left()))
+    def _poll_timeout(self) -> float:
+        return min(1.0, max(0.01, self.checkpoint.seconds_left()))
 
     # ---------------------------------------------------------------- one batch
     def _handle(self, messages: list[Message]) -> None:
@@ -240,7 +289,7 @@ class StreamLander:
         if self.options.max_messages is not None and len(records) > self.options.max_messages - self.consumed:
             records = records[: self.options.max_messages - self.consumed]
             events = []  # an end event must not move a partition past the records left unread
-        for group in group_by_topic(records).values():
+        for group in _group_by_topic(records).values():
             self._handle_topic(KafkaBatch.of(group).fresh(self.partitions))
         for event in events:  # after the records: an end event follows the records before it
             if clients.is_partition_end(event):
@@ -258,7 +307,7 @@ class StreamLander:
             self.checkpoint.add_bad(batch.messages[index], reason)
         if table.num_rows:
             self.checkpoint.add(topic, table, batch.rows(good))
-        for partition, (_first, last, count) in batch.spans.items():
+        for partition, (_first, last, count) in batch.spans().items():
             progress = self.partitions[(topic, partition)]
             progress.next_offset = last + 1
             progress.counts += Counts(consumed=count)
@@ -276,19 +325,12 @@ class StreamLander:
         self.checkpoint.note_pending()
 
     # ---------------------------------------------------------------- landing
-    def land(self, wait: bool = True) -> None:
-        """Land what this consumer holds: the commit under way ends first (one at a time, in order); the new one
-        stages in the background while consuming goes on, and with `wait` ends before this returns."""
-        self._end_landing()
-        self.checkpoint.begin_commit()
-        if wait:
-            self._end_landing()
-
-    def _end_landing(self) -> None:
-        """The commit under way ends; then its offsets go to Kafka and its fenced partitions are read again."""
-        landed = self.checkpoint.end_commit()
+    def land(self) -> None:
+        """The checkpoint lands what this consumer holds; then the offsets go to Kafka, fenced partitions again."""
+        started = time.monotonic()
+        landed = self.checkpoint.commit()
         if landed.counts:
-            self.metrics.committed(landed.seconds, landed.commit_seconds)
+            self.metrics.committed(time.monotonic() - started, landed.commit_seconds)
         for feed_name, counts in landed.counts.items():
             self.summary.feeds[feed_name] += counts
             self.metrics.count(feed_name, landed=counts.landed, quarantined=counts.quarantined)
@@ -306,10 +348,10 @@ class StreamLander:
         progress.claim = claim_partitions(self.storage, self.feeds, [TopicPartition(progress.topic, progress.partition)]
                                           )[(progress.topic, progress.partition)]
         start = self.decoders[progress.topic].metadata.offsets(progress.topic).get(progress.partition, 0)
-        log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets up to %d; "
+        log.warning("%s[%d] was landed by another writer up to offset %d while this consumer held offsets %d-%d; "
                     "dropped them and reading again from %d", progress.topic, progress.partition, start,
-                    progress.next_offset - 1, start)
-        self.checkpoint.restart(progress, start)
+                    progress.start_offset, progress.next_offset - 1, start)
+        progress.restart_at(start)
         try:
             self.consumer.seek(TopicPartition(progress.topic, progress.partition, start))
         except KafkaException as exc:  # being revoked right now: its next owner starts from the lake anyway
@@ -339,31 +381,9 @@ class StreamLander:
         log.info("revoked %s", _describe(revoked))
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
-        """Lost (not revoked): another consumer may own them already, so nothing of theirs may land (but for a
-        commit under way: its conditional write decides)."""
-        if not self.failed:
-            self._end_landing()
+        """Lost (not revoked): another consumer may own them already, so nothing of theirs may land."""
         self.checkpoint.forget({(tp.topic, tp.partition) for tp in lost})
         log.warning("lost %s; their unlanded records will be read again by the new owner", _describe(lost))
-
-
-def existing_topics(settings: Settings, consumer: Consumer, feeds: dict[str, Feed]
-                    ) -> tuple[list[str], dict[tuple[str, int], tuple[int, int]], list[str]]:
-    """The feeds' topics that exist, their partitions' (low, high) watermarks now, and the topics skipped."""
-    topics, watermarks, skipped = [], {}, []
-    for topic in feeds:
-        partitions = clients.topic_partitions(settings, topic)
-        if not partitions:
-            log.warning("topic %s (feed %s) does not exist yet; skipped", topic, feeds[topic].name)
-            skipped.append(topic)
-            continue
-        topics.append(topic)
-        for partition in partitions:
-            watermarks[(topic, partition)] = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=clients.CONNECT_TIMEOUT_S)
-    if not topics:
-        raise LakehouseError(f"none of the topics exists: {', '.join(feeds)}")
-    return topics, watermarks, skipped
 
 
 def claim_partitions(storage: LakeStorage, feeds: dict[str, Feed], assigned: list[TopicPartition]
@@ -403,6 +423,19 @@ def start_offsets(consumer: Consumer, decoders: dict[str, FeedDecoder],
                 f"topic was recreated; land it as a new feed (manage_feeds.py add) or archive this one")
         starts[(tp.topic, tp.partition)] = start
     return starts
+
+
+def _group_by_topic(messages: list[Message]) -> dict[str, list[Message]]:
+    if not messages:
+        return {}
+    first = messages[0].topic()
+    topics = [m.topic() for m in messages]
+    if topics.count(first) == len(topics):
+        return {first: messages}
+    groups: dict[str, list[Message]] = {}
+    for topic, message in zip(topics, messages, strict=True):
+        groups.setdefault(topic, []).append(message)
+    return groups
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

@@ -109,17 +109,11 @@ def _parse_iso_ms(text: str | None) -> int | None:
 
 def split_by_partition_and_day(table: pa.Table, days: pa.Array,
                                fallback: pa.Array) -> dict[tuple[int, date], tuple[pa.Table, int]]:
-    """Rows grouped by (Kafka partition, event day), each group in offset order, with its fallback count.
-
-    One stable sort by (partition, day) keeps each group's rows in batch order (a partition's records arrive in
-    offset order); the groups are then slices of the sorted table, not one filter of the whole batch per group."""
-    keys = pa.table({"p": table.column("_partition"), "d": days, "f": fallback.cast(pa.int64())})
-    order = pc.sort_indices(keys, sort_keys=[("p", "ascending"), ("d", "ascending")])
-    ordered, keys = table.take(order), keys.take(order)
-    runs = keys.group_by(["p", "d"], use_threads=False).aggregate([([], "count_all"), ("f", "sum")])
-    groups, start = {}, 0
-    for partition, day, rows, fallbacks in zip(*(runs.column(name).to_pylist()
-                                                 for name in ("p", "d", "count_all", "f_sum")), strict=True):
-        groups[(partition, day)] = (ordered.slice(start, rows), fallbacks or 0)
-        start += rows
+    """Rows grouped by (Kafka partition, event day), each group in offset order, with its fallback count."""
+    partitions = table.column("_partition")
+    keys = pa.table({"p": partitions, "d": days}).group_by(["p", "d"], use_threads=False).aggregate([])
+    groups = {}
+    for partition, day in zip(keys.column("p").to_pylist(), keys.column("d").to_pylist(), strict=True):
+        mask = pc.and_(pc.equal(partitions, partition), pc.equal(days, pa.scalar(day, pa.date32())))
+        groups[(partition, day)] = (table.filter(mask), pc.sum(pc.filter(fallback, mask)).as_py() or 0)
     return groups
