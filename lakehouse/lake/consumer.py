@@ -316,8 +316,7 @@ class StreamLander:
         self.bar.update(len(batch.messages))
 
     def _reached_partition_end(self, end: Message) -> None:
-        """Past a tail of offsets without records (transaction markers) the next offset to land is the end itself;
-        else --until-end would wait for records that never come."""
+        """Past trailing transaction markers the next offset to land is the end (else --until-end waits forever)."""
         progress = self.partitions.get((end.topic(), end.partition()))
         if progress is None or end.offset() <= progress.next_offset:
             return
