@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -160,8 +161,9 @@ class KafkaBatch:
             "timestamp": pa.array([m.timestamp()[1] for m in messages], pa.int64()),
         }))
 
+    @cached_property
     def spans(self) -> dict[int, tuple[int, int, int]]:
-        """partition -> (first offset, last offset, record count)."""
+        """partition -> (first offset, last offset, record count); asked by `fresh` and again by the caller."""
         spans = self.coordinates.group_by("partition", use_threads=False).aggregate(
             [("offset", "min"), ("offset", "max"), ("offset", "count")])
         return {row["partition"]: (row["offset_min"], row["offset_max"], row["offset_count"])
@@ -174,7 +176,7 @@ class KafkaBatch:
     def fresh(self, partitions: dict[tuple[str, int], PartitionProgress]) -> KafkaBatch:
         """Without records of partitions no longer ours or before their position (a late batch after a seek)."""
         topic = self.messages[0].topic()
-        spans = self.spans()
+        spans = self.spans
         if all((topic, p) in partitions and first >= partitions[(topic, p)].next_offset
                for p, (first, _last, _count) in spans.items()):
             return self  # the usual case
@@ -307,7 +309,7 @@ class StreamLander:
             self.checkpoint.add_bad(batch.messages[index], reason)
         if table.num_rows:
             self.checkpoint.add(topic, table, batch.rows(good))
-        for partition, (_first, last, count) in batch.spans().items():
+        for partition, (_first, last, count) in batch.spans.items():
             progress = self.partitions[(topic, partition)]
             progress.next_offset = last + 1
             progress.counts += Counts(consumed=count)

@@ -116,7 +116,8 @@ class FeedDecoder:
         """
         if not self.schema or not self.source_names.keys() >= self.schema.keys() or None in values:
             return None
-        if max(map(len, values)) * 2 > _JSON_BLOCK or max(map(len, values)) > MAX_VALUE_BYTES:
+        longest = max(map(len, values))
+        if longest * 2 > _JSON_BLOCK or longest > MAX_VALUE_BYTES:
             return None
         joined = b"\n".join(values)
         if joined.count(b"\n") != len(values) - 1:  # a value with a raw newline would split into two rows
